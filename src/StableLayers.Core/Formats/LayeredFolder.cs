@@ -25,11 +25,16 @@ public sealed record LayeredFolderManifest
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? License { get; init; }
 
+    /// <summary>A text description of the design (synth writes one; prompt conditioning reads it).</summary>
+    [JsonPropertyName("caption")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Caption { get; init; }
+
     public sealed record LayerEntry([property: JsonPropertyName("file")] string File, [property: JsonPropertyName("name")] string? Name);
 }
 
 /// <summary>Provenance carried along with a stack when it is written.</summary>
-public sealed record LayerSource(string? Source, string? License);
+public sealed record LayerSource(string? Source, string? License, string? Caption = null);
 
 /// <summary>
 /// The layered-folder format (docs/EVALUATION.md): layer_NN.png (RGBA, full canvas, bottom first),
@@ -154,6 +159,7 @@ public static class LayeredFolder
             Layers = entries,
             Source = source?.Source,
             License = source?.License,
+            Caption = source?.Caption,
         };
 
         // The manifest goes last: a folder with a manifest is complete.
