@@ -1,0 +1,3 @@
+using StableLayers.Cli;
+
+return StableLayersCli.Run(args);
