@@ -1,0 +1,65 @@
+using StableLayers.Core.Imaging;
+using StableLayers.Core.Layers;
+using static TorchSharp.torch;
+
+namespace StableLayers.Model;
+
+/// <summary>
+/// Conversions between layer stacks and the model's tensors: float32 in [-1,1], channels first
+/// (RGBA for layers, RGB for images), as the Qwen-Image-Layered VAE expects.
+/// </summary>
+public static class LayerTensors
+{
+    /// <summary>One RGBA image as a [4, H, W] tensor in [-1,1].</summary>
+    public static Tensor FromImage(RgbaImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        return tensor(image.ToChwSigned(), [4, image.Height, image.Width]);
+    }
+
+    /// <summary>A stack as [N, 4, H, W] in [-1,1], layer 0 (background) first.</summary>
+    public static Tensor FromStack(LayerStack stack)
+    {
+        ArgumentNullException.ThrowIfNull(stack);
+        int plane = 4 * stack.Width * stack.Height;
+        var all = new float[stack.Count * plane];
+        for (int k = 0; k < stack.Count; k++)
+        {
+            stack[k].ToChwSigned().CopyTo(all, k * plane);
+        }
+
+        return tensor(all, [stack.Count, 4, stack.Height, stack.Width]);
+    }
+
+    /// <summary>Inverse of <see cref="FromStack"/>: accepts [N,4,H,W] (any float dtype/device); values are clamped and rounded.</summary>
+    public static LayerStack ToStack(Tensor layers, IReadOnlyList<string>? names = null)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        if (layers.dim() != 4 || layers.shape[1] != 4)
+        {
+            throw new ArgumentException($"expected [N,4,H,W], got [{string.Join(",", layers.shape)}]", nameof(layers));
+        }
+
+        using var scope = NewDisposeScope();
+        int n = (int)layers.shape[0], h = (int)layers.shape[2], w = (int)layers.shape[3];
+        var data = layers.detach().to(float32).cpu().contiguous().data<float>().ToArray();
+        int plane = 4 * h * w;
+        var result = new List<Layer>(n);
+        for (int k = 0; k < n; k++)
+        {
+            var img = RgbaImage.FromChwSigned(data.AsSpan(k * plane, plane), w, h);
+            result.Add(new Layer(names is not null && k < names.Count ? names[k] : $"layer {k}", img));
+        }
+
+        return new LayerStack(result);
+    }
+
+    /// <summary>An image's RGB as [3, H, W] in [-1,1] (the condition image; alpha dropped after flattening on white).</summary>
+    public static Tensor RgbFromImage(RgbaImage image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        var flat = Compositor.FlattenOnWhite([image]);
+        using var scope = NewDisposeScope();
+        return FromImage(flat).narrow(0, 0, 3).MoveToOuterDisposeScope();
+    }
+}
