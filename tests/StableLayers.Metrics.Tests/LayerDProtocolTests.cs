@@ -337,6 +337,15 @@ public sealed class LayerDProtocolTests(ITestOutputHelper output)
         double ms = sw.Elapsed.TotalMilliseconds / runs;
         output.WriteLine($"640x640, 5 vs 5 layers: {ms:F1} ms per evaluation, {r!.EditsTaken} edits");
         Assert.True(ms < 2000, $"{ms} ms");
+
+        // LayerD's Python on the same sample (bench/layerd_python_timing.py --synthetic): 1 edit, then no gain.
+        Assert.Equal(1, r.EditsTaken);
+        Assert.Equal(0.01956601010124971, r.RgbL1[0], 1e-12);
+        Assert.Equal(0.8072250083300163, r.AlphaIoU[0], 1e-12);
+        Assert.Equal(0.10617050088561664, r.Cost[0], 1e-12);
+        Assert.Equal(0.0030704392787061483, r.RgbL1[5], 1e-12);
+        Assert.Equal(0.9365254599484835, r.AlphaIoU[5], 1e-12);
+        Assert.Equal(0.03327248966511136, r.Cost[5], 1e-12);
     }
 
     /// <summary>The same deterministic 640x640 5-layer sample as bench/layerd_python_timing.py --synthetic.</summary>
@@ -344,7 +353,7 @@ public sealed class LayerDProtocolTests(ITestOutputHelper output)
     {
         const int size = 640;
         var gt = new List<RgbaImage> { Solid(size, size, 240, 240, 230, 255) };
-        int[][] rects = [[40, 60, 360, 420], [200, 100, 600, 300], [300, 320, 620, 620], [60, 450, 280, 600]];
+        int[][] rects = [[40, 60, 400, 420], [200, 100, 600, 400], [250, 250, 620, 620], [60, 300, 380, 600]];
         for (int k = 0; k < rects.Length; k++)
         {
             var r = rects[k];
