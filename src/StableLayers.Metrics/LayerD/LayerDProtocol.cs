@@ -1,4 +1,5 @@
 using StableLayers.Core.Imaging;
+using StableLayers.Core.Layers;
 
 namespace StableLayers.Metrics.LayerD;
 
@@ -68,6 +69,14 @@ public static class LayerDProtocol
         }
 
         return new Session(reference.Width, reference.Height).Run(pred, gt, maxEdits);
+    }
+
+    /// <summary>Evaluates two layer stacks (bottom first), e.g. read with <c>LayeredFolder.Read</c>.</summary>
+    public static LayerDResult? Evaluate(LayerStack pred, LayerStack gt, int maxEdits = DefaultMaxEdits)
+    {
+        ArgumentNullException.ThrowIfNull(pred);
+        ArgumentNullException.ThrowIfNull(gt);
+        return Evaluate(pred.Images.ToList(), gt.Images.ToList(), maxEdits);
     }
 
     /// <summary>LayerD's <c>LayersEditDist.aggregate</c>: per edit level (up to the most edits any sample took), the mean over
