@@ -1,6 +1,7 @@
 using StableLayers.Core;
 using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
+using StableLayers.Metrics.LayerD;
 
 namespace StableLayers.Metrics;
 
@@ -47,8 +48,11 @@ public static class DecompositionEvaluator
 
         var g = gt.Images.Select(LayerPlanes.From).ToArray();
         var best = StackMetrics.BestMatch(p, g);
+        var layerd = LayerDProtocol.Evaluate(pred, gt);
         return metrics with
         {
+            LayerdRgbL1 = layerd?.RgbL1,
+            LayerdAlphaIou = layerd?.AlphaIoU,
             LayersGt = gt.Count,
             BestMatchL1 = best.Mean,
             BestMatchL1ByPredIndex = best.ByPredIndex,

@@ -66,3 +66,20 @@ public class EvalReportTests
         Assert.Equal(ci, Aggregation.BootstrapCi(values, 1000, 1));
     }
 }
+
+public class EvaluatorLayerDTests
+{
+    [Fact]
+    public void EvaluatorFillsLayerDEditLevelsFromTheProtocol()
+    {
+        var dir = Path.Combine(TestData.RealPsdDev, "groups");
+        var gt = LayeredFolder.Read(dir);
+        var pred = GoldenMetricTests.Variant("roll7", gt, LayeredFolder.ReadComposite(dir)!);
+        var m = DecompositionEvaluator.Evaluate("groups", pred, gt, LayeredFolder.ReadComposite(dir));
+        var direct = LayerD.LayerDProtocol.Evaluate(pred, gt)!;
+        Assert.Equal(6, m.LayerdRgbL1!.Count);
+        Assert.Equal(direct.RgbL1, m.LayerdRgbL1);
+        Assert.Equal(direct.AlphaIoU, m.LayerdAlphaIou);
+        Assert.True(m.LayerdRgbL1[0] > 0);
+    }
+}
