@@ -202,7 +202,14 @@ public class SynthGeneratorTests
         using var tmp = new TempDir();
         var options = new SynthOptions { Size = 48, Seed = 3, MinLayers = 2, MaxLayers = 4 };
         int reported = 0;
-        var progress = new SyncProgress(n => Interlocked.Exchange(ref reported, Math.Max(reported, n)));
+        var gate = new object();
+        var progress = new SyncProgress(n =>
+        {
+            lock (gate)
+            {
+                reported = Math.Max(reported, n);
+            }
+        });
         var stats = SynthGenerator.WriteDataset(tmp.Path, 9, options, progress);
         Assert.Equal(9, stats.Count);
         Assert.Equal(9, stats.SamplesByLayerCount.Values.Sum());
