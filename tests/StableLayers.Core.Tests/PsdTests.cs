@@ -205,6 +205,18 @@ public class PsdTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void HugeLayerRectWithTinyDataIsRejectedBeforeAllocating()
+    {
+        var bytes = PsdWriter.Encode(new LayerStack(RgbaImage.Filled(4, 4, 0, 0, 0, 255)));
+
+        // First layer record starts at 44: top, left, bottom, right. Claim 8000x8000 (under the pixel limit).
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(44 + 8), 8000);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(44 + 12), 8000);
+        var e = Assert.Throws<BadInputException>(() => PsdReader.Read(bytes, "bomb.psd"));
+        Assert.Contains("cannot hold", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void MissingFileIsBadInput()
     {
         var e = Assert.Throws<BadInputException>(() => PsdReader.Read("/nonexistent/x.psd"));

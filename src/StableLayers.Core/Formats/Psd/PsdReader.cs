@@ -356,7 +356,8 @@ public static class PsdReader
                 ImageLimits.Check(c.Path, w, h);
             }
 
-            byte[]? rgba = hasPixels ? new byte[checked(w * h * 4)] : null;
+            // Allocated when the first channel has proven it can hold the layer (see DecodePlane), not on the header's word.
+            byte[]? rgba = null;
             bool sawAlpha = false;
             byte[]? mask = null;
             foreach (var ch in l.Channels)
@@ -367,9 +368,10 @@ public static class PsdReader
                 if (ch.Length >= 2)
                 {
                     ushort compression = c.U16(what);
-                    if (rgba is not null && TargetOffset(ch.Id) is int offset)
+                    if (hasPixels && TargetOffset(ch.Id) is int offset)
                     {
                         var plane = DecodePlane(compression, w, h, what);
+                        rgba ??= new byte[checked(w * h * 4)];
                         for (int i = 0, j = offset; i < plane.Length; i++, j += 4)
                         {
                             rgba[j] = plane[i];
@@ -386,7 +388,7 @@ public static class PsdReader
 
                         sawAlpha |= ch.Id == -1;
                     }
-                    else if (rgba is not null && ch.Id == -2 && l.Mask is { Disabled: false } m && m.Right > m.Left && m.Bottom > m.Top)
+                    else if (hasPixels && ch.Id == -2 && l.Mask is { Disabled: false } m && m.Right > m.Left && m.Bottom > m.Top)
                     {
                         ImageLimits.Check(c.Path, m.Right - m.Left, m.Bottom - m.Top);
                         mask = DecodePlane(compression, m.Right - m.Left, m.Bottom - m.Top, what);
@@ -397,10 +399,13 @@ public static class PsdReader
                 c.SeekTo(start + ch.Length, what);
             }
 
-            if (rgba is null)
+            if (!hasPixels)
             {
                 return;
             }
+
+            // A layer whose colour channels are all missing is treated as black (alpha decides what shows).
+            rgba ??= new byte[checked(w * h * 4)];
 
             // No transparency channel means an opaque layer (e.g. Photoshop's locked "Background").
             if (!sawAlpha)
@@ -455,6 +460,20 @@ public static class PsdReader
         /// <summary>Decodes one w x h channel plane at the cursor (after its compression word).</summary>
         private byte[] DecodePlane(ushort compression, int w, int h, string what)
         {
+            // Refuse before allocating when the stored bytes cannot expand to w x h: PackBits expands at most 64x
+            // (plus 2 bytes of row length per row), deflate at most ~1032x.
+            long stored = c.Remaining, pixels = (long)w * h;
+            bool plausible = compression switch
+            {
+                0 => stored >= pixels,
+                1 => stored >= 2L * h && pixels <= (stored - (2L * h) + h) * 64,
+                _ => pixels <= (stored + 64) * 1100,
+            };
+            if (!plausible && compression <= 3)
+            {
+                throw c.Bad($"{what}: {stored} bytes of data cannot hold a {w}x{h} channel (truncated or corrupt)");
+            }
+
             var plane = new byte[checked(w * h)];
             switch (compression)
             {
@@ -527,6 +546,18 @@ public static class PsdReader
         {
             const string what = "merged image data";
             ushort compression = c.U16(what);
+            long stored = c.Remaining, samples = (long)width * height * channelCount;
+            bool plausible = compression switch
+            {
+                0 => stored >= samples,
+                1 => stored >= 2L * channelCount * height && samples <= stored * 64,
+                _ => samples <= (stored + 64) * 1100,
+            };
+            if (!plausible)
+            {
+                throw c.Bad($"{what}: {stored} bytes cannot hold a {width}x{height} image with {channelCount} channels (truncated or corrupt)");
+            }
+
             int planes = mode == PsdColorMode.Grayscale ? 1 : 3;
             var img = RgbaImage.Filled(width, height, 0, 0, 0, 255);
             var px = img.Pixels;
