@@ -83,13 +83,23 @@ public class PsdTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void HiddenLayersGroupsAndOpacityAreResolved()
+    public void GroupRecordsAreNotLayers()
     {
-        // Group visibility/opacity and own opacity, via a PSD built by our writer and patched: simpler to check on a real file.
         var doc = PsdReader.Read(PsdOf("groups"));
-        Assert.Contains(doc.Layers, l => l.GroupPath.Length > 0);
+        Assert.Contains(doc.Layers, l => l.GroupPath == "Group 1");
+        Assert.All(doc.ToLayerStack().Layers, l => Assert.DoesNotContain("Layer group", l.Name, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void GrayscalePsdIsReadAsGrey()
+    {
+        var bytes = PsdWriter.Encode(new LayerStack(RgbaImage.Filled(3, 2, 90, 10, 20, 255), RgbaImage.Filled(3, 2, 200, 0, 0, 100)));
+        bytes[25] = (byte)PsdColorMode.Grayscale; // channel 0 (red here) becomes the grey channel
+        var doc = PsdReader.Read(bytes, "grey.psd");
+        Assert.Equal(PsdColorMode.Grayscale, doc.ColorMode);
         var stack = doc.ToLayerStack();
-        Assert.All(stack.Layers, l => Assert.DoesNotContain("</Layer group>", l.Name, StringComparison.Ordinal));
+        Assert.Equal(new byte[] { 200, 200, 200, 100 }, stack[1].Pixels[..4]);
+        Assert.Equal(new byte[] { 133, 133, 133, 255 }, doc.Merged!.Pixels[..4]); // merged red channel: 90 + (200 - 90) * 100/255
     }
 
     [Fact]

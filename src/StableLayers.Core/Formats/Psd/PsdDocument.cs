@@ -95,7 +95,9 @@ public sealed class PsdDocument
     /// <summary>
     /// Visible layers as full-canvas RGBA with opacity baked into alpha, bottom first, clipped to the canvas.
     /// With <paramref name="addWhiteBackground"/> a white opaque layer 0 is added when the lowest layer does not cover
-    /// the canvas (the ground-truth convention of docs/EVALUATION.md). A PSD without layers gives its merged image.
+    /// the canvas (the ground-truth convention of docs/EVALUATION.md). Layers without pixels (empty rectangles) are
+    /// left out, as in the ground truth; clipped layers are masked by the alpha of their base layer. A PSD without
+    /// layers gives its merged image.
     /// </summary>
     public LayerStack ToLayerStack(bool addWhiteBackground = false)
     {
