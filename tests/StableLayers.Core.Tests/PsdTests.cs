@@ -91,6 +91,78 @@ public class PsdTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void RawChannelsAndUserMaskAreRead()
+    {
+        // Hand-built PSD: 4x2 canvas, one 2x2 layer at (1,0), raw channels, a 2x1 user mask at (1,0) with default 0.
+        var b = new List<byte>();
+        void U16(int v) => b.AddRange([(byte)(v >> 8), (byte)v]);
+        void U32(int v) => b.AddRange([(byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v]);
+        void Ascii(string s) => b.AddRange(System.Text.Encoding.ASCII.GetBytes(s));
+        Ascii("8BPS");
+        U16(1);
+        b.AddRange(new byte[6]);
+        U16(3);
+        U32(2);
+        U32(4);
+        U16(8);
+        U16(3);
+        U32(0);
+        U32(0);
+        var rec = new List<byte>();
+        void R32(int v) => rec.AddRange([(byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v]);
+        void R16(int v) => rec.AddRange([(byte)(v >> 8), (byte)v]);
+        R16(1);
+        R32(0);
+        R32(1);
+        R32(2);
+        R32(3);
+        R16(5);
+        foreach (int id in new[] { -1, 0, 1, 2 })
+        {
+            R16(id);
+            R32(2 + 4);
+        }
+
+        R16(-2);
+        R32(2 + 2);
+        rec.AddRange(System.Text.Encoding.ASCII.GetBytes("8BIMnorm"));
+        rec.AddRange([255, 0, 0x08, 0]);
+        R32(4 + 20 + 4 + 4);
+        R32(20);
+        R32(0);
+        R32(1);
+        R32(1);
+        R32(3);
+        rec.AddRange([0, 0, 0, 0]); // default colour 0, flags 0, padding
+        R32(0); // blending ranges
+        rec.AddRange([3, (byte)'a', (byte)'b', (byte)'c']);
+        foreach (var plane in new byte[][] { [255, 255, 255, 255], [10, 20, 30, 40], [1, 2, 3, 4], [5, 6, 7, 8], [128, 255] })
+        {
+            rec.AddRange([0, 0]);
+            rec.AddRange(plane);
+        }
+
+        if (rec.Count % 2 != 0)
+        {
+            rec.Add(0);
+        }
+
+        U32(4 + rec.Count + 4);
+        U32(rec.Count);
+        b.AddRange(rec);
+        U32(0);
+        U16(0);
+        b.AddRange(new byte[3 * 4 * 2]);
+        var doc = PsdReader.Read(b.ToArray(), "hand.psd");
+        Assert.Contains(doc.Warnings, w => w.Contains("mask", StringComparison.Ordinal));
+        var img = doc.ToLayerStack()[0];
+        Assert.Equal(new byte[] { 10, 1, 5, 128 }, img.Pixels[4..8]); // (1,0): mask 128
+        Assert.Equal(new byte[] { 20, 2, 6, 255 }, img.Pixels[8..12]); // (2,0): mask 255
+        Assert.Equal(0, img.Pixels[(((1 * 4) + 1) * 4) + 3]); // (1,1): outside the mask rect, default 0
+        Assert.Equal(0, img.Pixels[3]); // (0,0): outside the layer
+    }
+
+    [Fact]
     public void GrayscalePsdIsReadAsGrey()
     {
         var bytes = PsdWriter.Encode(new LayerStack(RgbaImage.Filled(3, 2, 90, 10, 20, 255), RgbaImage.Filled(3, 2, 200, 0, 0, 100)));

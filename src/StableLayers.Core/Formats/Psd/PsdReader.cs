@@ -271,7 +271,13 @@ public static class PsdReader
         {
             long maskLength = c.SectionLength($"{where} mask data");
             long maskEnd = c.Position + maskLength;
-            if (maskLength >= 18)
+            // Only the plain user mask (20-byte record) is applied; with a vector mask as well (36+ bytes) the
+            // channel/rectangle pairing differs and the mask is left off with a warning.
+            if (maskLength > 20)
+            {
+                l.Notes.Add("layer mask with vector mask not applied");
+            }
+            else if (maskLength >= 18)
             {
                 int t = c.I32(where), le = c.I32(where), b = c.I32(where), r = c.I32(where);
                 byte defaultColor = c.U8(where), flags = c.U8(where);
@@ -416,7 +422,7 @@ public static class PsdReader
                 }
             }
 
-            if (l.Mask is { Disabled: false } mi)
+            if (l.Mask is { Disabled: false } mi && mask is not null)
             {
                 ApplyMask(l, rgba, mi, mask);
             }
