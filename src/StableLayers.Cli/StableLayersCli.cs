@@ -26,6 +26,8 @@ public static class StableLayersCli
         {
             MaxPixelsOption,
             EvalCommand.Build(),
+            ConvertCommand.Build(),
+            SynthCommand.Build(),
         };
         return root;
     }

@@ -39,3 +39,9 @@ public sealed class ProgressLine : IProgress<string>
         }
     }
 }
+
+/// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread (Progress&lt;T&gt; posts asynchronously, so its lines arrive after the summary).</summary>
+public sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -23,10 +23,12 @@ public static class EvalRunner
             throw new BadInputException(gtDir, "ground-truth folder not found");
         }
 
-        var ids = SampleIds(predDir);
+        var predSamples = Samples(predDir);
+        var gtSamples = gtDir is null ? null : Samples(gtDir);
+        var ids = predSamples.Keys.Order(StringComparer.Ordinal).ToList();
         if (ids.Count == 0)
         {
-            throw new BadInputException(predDir, "no sample sub-folders (each sample is a layered folder: layer_*.png + layers.json)");
+            throw new BadInputException(predDir, "no samples (each sample is a layered folder with layer_*.png + layers.json, or a .psd/.ora file)");
         }
 
         var results = new SampleMetrics?[ids.Count];
@@ -38,7 +40,13 @@ public static class EvalRunner
             string id = ids[i];
             try
             {
-                results[i] = EvaluateSample(id, Path.Combine(predDir, id), gtDir is null ? null : Path.Combine(gtDir, id));
+                string? gtPath = null;
+                if (gtSamples is not null && !gtSamples.TryGetValue(id, out gtPath))
+                {
+                    throw new BadInputException(Path.Combine(gtDir!, id), "no ground truth for this prediction");
+                }
+
+                results[i] = EvaluateSample(id, predSamples[id], gtPath);
             }
             catch (BadInputException e)
             {
@@ -48,9 +56,9 @@ public static class EvalRunner
             progress?.Report($"[{Interlocked.Increment(ref done)}/{ids.Count}] {id}");
         });
 
-        if (gtDir is not null)
+        if (gtSamples is not null)
         {
-            foreach (var missing in SampleIds(gtDir).Except(ids, StringComparer.Ordinal))
+            foreach (var missing in gtSamples.Keys.Except(ids, StringComparer.Ordinal))
             {
                 failures.Add(new EvalFailure(missing, $"{Path.Combine(predDir, missing)}: no prediction for this ground-truth sample"));
             }
@@ -59,30 +67,47 @@ public static class EvalRunner
         return EvalReport.Build(results.OfType<SampleMetrics>().ToList(), failures.ToList());
     }
 
-    public static SampleMetrics EvaluateSample(string id, string predSampleDir, string? gtSampleDir)
+    /// <summary>Evaluates one sample; each path is a layered folder, a .psd or an .ora file.</summary>
+    public static SampleMetrics EvaluateSample(string id, string predPath, string? gtPath)
     {
-        var pred = LayeredFolder.Read(predSampleDir);
-        if (gtSampleDir is null)
+        var pred = LayeredFile.Read(predPath);
+        if (gtPath is null)
         {
-            return DecompositionEvaluator.Evaluate(id, pred, null, LayeredFolder.ReadInput(predSampleDir));
+            return DecompositionEvaluator.Evaluate(id, pred, null, Directory.Exists(predPath) ? LayeredFolder.ReadInput(predPath) : null);
         }
 
-        if (!Directory.Exists(gtSampleDir))
-        {
-            throw new BadInputException(gtSampleDir, "no ground-truth folder for this prediction");
-        }
-
-        var gt = LayeredFolder.Read(gtSampleDir);
-        RgbaImage input = LayeredFolder.ReadComposite(gtSampleDir) ?? gt.FlattenOnWhite();
+        // Ground truth follows the convention of an opaque layer 0 (a white one is added when missing).
+        var gt = LayeredFile.Read(gtPath, addWhiteBackground: true);
+        RgbaImage input = (Directory.Exists(gtPath) ? LayeredFolder.ReadComposite(gtPath) : null) ?? gt.FlattenOnWhite();
         return DecompositionEvaluator.Evaluate(id, pred, gt, input);
     }
 
-    private static List<string> SampleIds(string dir) =>
-        Directory.GetDirectories(dir)
-            .Select(Path.GetFileName)
-            .OfType<string>()
-            .Where(n => !n.StartsWith('_') && !n.StartsWith('.'))
-            .Where(n => LayeredFolder.IsLayeredFolder(Path.Combine(dir, n)))
-            .Order(StringComparer.Ordinal)
-            .ToList();
+    /// <summary>Samples of a folder by id: layered sub-folders by name, .psd/.ora files by file stem.</summary>
+    public static Dictionary<string, string> Samples(string dir)
+    {
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var sub in Directory.GetDirectories(dir))
+        {
+            string name = Path.GetFileName(sub);
+            if (!name.StartsWith('_') && !name.StartsWith('.') && LayeredFolder.IsLayeredFolder(sub))
+            {
+                result[name] = sub;
+            }
+        }
+
+        foreach (var file in Directory.GetFiles(dir))
+        {
+            string ext = Path.GetExtension(file).ToLowerInvariant();
+            if (ext is ".psd" or ".ora")
+            {
+                string id = Path.GetFileNameWithoutExtension(file);
+                if (!result.TryAdd(id, file))
+                {
+                    throw new BadInputException(file, $"sample id '{id}' is given twice ({result[id]})");
+                }
+            }
+        }
+
+        return result;
+    }
 }

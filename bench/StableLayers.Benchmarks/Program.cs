@@ -1,0 +1,51 @@
+using System.Diagnostics;
+using BenchmarkDotNet.Running;
+using StableLayers.Benchmarks;
+
+// dotnet run -c Release --project bench/StableLayers.Benchmarks -- [BenchmarkDotNet args]   full BenchmarkDotNet run
+// ... -- quick                 a fast Stopwatch timing of every protocol (median of repeats), for CI-sized checks
+// ... -- write-sample DIR      writes DIR/pred/sample and DIR/gt/sample for bench/layerd_python_timing.py
+if (args.Length >= 2 && args[0] == "write-sample")
+{
+    BenchmarkSample.Write(args[1]);
+    Console.WriteLine($"wrote {Path.Combine(args[1], "pred", "sample")} and {Path.Combine(args[1], "gt", "sample")}");
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "quick")
+{
+    var b = new MetricBenchmarks();
+    b.Setup();
+    var cases = new (string Name, Func<object?> Run)[]
+    {
+        ("planes (10 layers)", () => b.Planes()),
+        ("best-match L1", () => b.BestMatch()),
+        ("LayerD protocol", () => b.LayerD()),
+        ("bad layers", () => b.BadLayers()),
+        ("evenness", () => b.Evenness()),
+        ("layer-0 SSIM + inpaint", () => b.Layer0()),
+        ("reconstruction L1", () => b.Reconstruction()),
+        ("full metric set", () => b.Full()),
+    };
+    int repeats = args.Length >= 2 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 7;
+    Console.WriteLine($"640x640, 5 predicted vs 5 ground-truth layers; median of {repeats} runs after a warm-up");
+    foreach (var (name, run) in cases)
+    {
+        run();
+        var times = new List<double>();
+        for (int i = 0; i < repeats; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            run();
+            times.Add(sw.Elapsed.TotalMilliseconds);
+        }
+
+        times.Sort();
+        Console.WriteLine($"  {name,-26} {times[times.Count / 2],9:F1} ms");
+    }
+
+    return 0;
+}
+
+BenchmarkSwitcher.FromAssembly(typeof(MetricBenchmarks).Assembly).Run(args);
+return 0;
