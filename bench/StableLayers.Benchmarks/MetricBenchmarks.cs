@@ -39,6 +39,12 @@ public class MetricBenchmarks
     [Benchmark(Description = "bad layers (blank/glazed/artifact/degenerate)")]
     public int BadLayers() => LayerQuality.Assess(predPlanes, inputPlane).BadLayers;
 
+    [Benchmark(Description = "SSIM (one, 3 channels)")]
+    public double? SsimOnce() => Ssim.Compute(predPlanes[0].OnWhite, gtPlanes[0].OnWhite, BenchmarkSample.Size, BenchmarkSample.Size);
+
+    [Benchmark(Description = "connected components (4 layers)")]
+    public int Components() => predPlanes.Skip(1).Sum(p => ConnectedComponents.Covered(p).Count);
+
     [Benchmark(Description = "evenness")]
     public double? Evenness() => StackMetrics.Evenness(predPlanes);
 

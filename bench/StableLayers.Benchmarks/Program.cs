@@ -23,6 +23,8 @@ if (args.Length >= 1 && args[0] == "quick")
         ("LayerD protocol", () => b.LayerD()),
         ("bad layers", () => b.BadLayers()),
         ("evenness", () => b.Evenness()),
+        ("SSIM (one, 3 channels)", () => b.SsimOnce()),
+        ("connected components", () => b.Components()),
         ("layer-0 SSIM + inpaint", () => b.Layer0()),
         ("reconstruction L1", () => b.Reconstruction()),
         ("full metric set", () => b.Full()),

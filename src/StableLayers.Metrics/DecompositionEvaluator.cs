@@ -25,39 +25,49 @@ public static class DecompositionEvaluator
             throw new BadInputException(id, $"prediction is {pred.Width}x{pred.Height} but the input image is {input.Width}x{input.Height}");
         }
 
-        var p = pred.Images.Select(LayerPlanes.From).ToArray();
-        var inputPlane = input is null ? null : LayerPlanes.RgbPlane(input);
-        var quality = LayerQuality.Assess(p, inputPlane);
-        var metrics = new SampleMetrics
+        // The protocols are independent, so one sample's metrics run in parallel too (eval also
+        // parallelises across samples; work stealing keeps both levels busy without oversubscription).
+        LayerPlanes[] p = [], g = [];
+        float[]? inputPlane = null;
+        Parallel.Invoke(
+            () => p = pred.Images.AsParallel().AsOrdered().Select(LayerPlanes.From).ToArray(),
+            () => g = gt is null ? [] : gt.Images.AsParallel().AsOrdered().Select(LayerPlanes.From).ToArray(),
+            () => inputPlane = input is null ? null : LayerPlanes.RgbPlane(input));
+
+        LayerQualityReport quality = null!;
+        double? evenness = null, recon = null, layer0Ssim = null, inpaint = null;
+        BestMatchResult? best = null;
+        LayerDResult? layerd = null;
+        Parallel.Invoke(
+            () => quality = LayerQuality.Assess(p, inputPlane),
+            () =>
+            {
+                evenness = StackMetrics.Evenness(p);
+                recon = inputPlane is null ? null : StackMetrics.ReconstructionL1(p, inputPlane);
+            },
+            () => best = gt is null ? null : StackMetrics.BestMatch(p, g),
+            () => layerd = gt is null ? null : LayerDProtocol.Evaluate(pred, gt),
+            () => layer0Ssim = gt is null ? null : StackMetrics.Layer0Ssim(p[0], g[0]),
+            () => inpaint = gt is null ? null : StackMetrics.Layer0InpaintL1(p[0], g));
+
+        return new SampleMetrics
         {
             Id = id,
             LayersPred = pred.Count,
+            LayersGt = gt?.Count,
             Blank = quality.Blank,
             Glazed = quality.Glazed,
             Artifact = quality.Artifact,
             DegenerateBg = quality.DegenerateBackground ? 1 : 0,
             BadLayers = quality.BadLayers,
-            Evenness = StackMetrics.Evenness(p),
-            ReconL1 = inputPlane is null ? null : StackMetrics.ReconstructionL1(p, inputPlane),
-        };
-
-        if (gt is null)
-        {
-            return metrics;
-        }
-
-        var g = gt.Images.Select(LayerPlanes.From).ToArray();
-        var best = StackMetrics.BestMatch(p, g);
-        var layerd = LayerDProtocol.Evaluate(pred, gt);
-        return metrics with
-        {
+            Evenness = evenness,
+            ReconL1 = recon,
+            BestMatchL1 = best?.Mean,
+            BestMatchL1ByPredIndex = best?.ByPredIndex,
             LayerdRgbL1 = layerd?.RgbL1,
             LayerdAlphaIou = layerd?.AlphaIoU,
-            LayersGt = gt.Count,
-            BestMatchL1 = best.Mean,
-            BestMatchL1ByPredIndex = best.ByPredIndex,
-            Layer0Ssim = StackMetrics.Layer0Ssim(p[0], g[0]),
-            Layer0InpaintL1 = StackMetrics.Layer0InpaintL1(p[0], g),
+            Layer0Ssim = layer0Ssim,
+            Layer0InpaintL1 = inpaint,
         };
     }
 }

@@ -8,6 +8,23 @@ namespace StableLayers.Metrics;
 /// </summary>
 public sealed class LayerPlanes
 {
+    private static readonly float[] AlphaTable = Enumerable.Range(0, 256).Select(a => a * (1f / 255f)).ToArray();
+
+    // premul[(a << 8) | c] = (c/255) * (a/255), computed exactly as the per-pixel float expression would be.
+    private static readonly Lazy<float[]> PremultiplyTable = new(() =>
+    {
+        var t = new float[256 * 256];
+        for (int a = 0; a < 256; a++)
+        {
+            for (int c = 0; c < 256; c++)
+            {
+                t[(a << 8) | c] = c * (1f / 255f) * (a * (1f / 255f));
+            }
+        }
+
+        return t;
+    });
+
     private LayerPlanes(int width, int height, float[] alpha, float[] onWhite, float[] onBlack, byte[] alphaBytes)
     {
         Width = width;
@@ -40,24 +57,29 @@ public sealed class LayerPlanes
     {
         ArgumentNullException.ThrowIfNull(image);
         int n = image.PixelCount;
-        var alpha = new float[n];
-        var alphaBytes = new byte[n];
-        var onWhite = new float[n * 3];
-        var onBlack = new float[n * 3];
+        // Every element is written below, so skip zeroing: these arrays are large and allocation dominated.
+        var alpha = GC.AllocateUninitializedArray<float>(n);
+        var alphaBytes = GC.AllocateUninitializedArray<byte>(n);
+        var onWhite = GC.AllocateUninitializedArray<float>(n * 3);
+        var onBlack = GC.AllocateUninitializedArray<float>(n * 3);
         var p = image.Pixels;
-        const float inv = 1f / 255f;
+        var premul = PremultiplyTable.Value;
         for (int i = 0; i < n; i++)
         {
-            byte ab = p[(i * 4) + 3];
-            float a = ab * inv;
-            alphaBytes[i] = ab;
+            int ab = p[(i * 4) + 3];
+            float a = AlphaTable[ab];
+            float white = 1f - a;
+            alphaBytes[i] = (byte)ab;
             alpha[i] = a;
-            for (int c = 0; c < 3; c++)
-            {
-                float v = p[(i * 4) + c] * inv * a;
-                onBlack[(i * 3) + c] = v;
-                onWhite[(i * 3) + c] = v + (1f - a);
-            }
+            int row = ab << 8;
+            int o = i * 3;
+            float r = premul[row | p[i * 4]], g = premul[row | p[(i * 4) + 1]], b = premul[row | p[(i * 4) + 2]];
+            onBlack[o] = r;
+            onBlack[o + 1] = g;
+            onBlack[o + 2] = b;
+            onWhite[o] = r + white;
+            onWhite[o + 1] = g + white;
+            onWhite[o + 2] = b + white;
         }
 
         return new LayerPlanes(image.Width, image.Height, alpha, onWhite, onBlack, alphaBytes);

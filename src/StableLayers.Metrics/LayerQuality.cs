@@ -12,7 +12,7 @@ public sealed record LayerQualityReport(
     public int BadLayers => Blank + Glazed + Artifact + (DegenerateBackground ? 1 : 0);
 }
 
-/// <summary>What is wrong with one layer, if anything.</summary>
+/// <summary>What is wrong with one layer, if anything. <see cref="Copy"/> is only tested when two or more layers cover over 80% of the canvas.</summary>
 public sealed record LayerDefect(int Index, double Coverage, bool Blank, bool Wash, bool Copy, bool Glazed, bool Artifact);
 
 /// <summary>Blank, glazed (wash or duplicate of the input), artifact (speckle) and degenerate-background tests.</summary>
@@ -43,10 +43,19 @@ public static class LayerQuality
 
             coverage[k] = covered / (double)l.PixelCount;
             wash[k] = k > 0 && coverage[k] > Thresholds.WashCoverage && alphaCovered / covered < Thresholds.WashMeanAlpha;
-            if (inputOnWhite is not null && coverage[k] > Thresholds.CopyCoverage)
+        }
+
+        // A copy only makes a layer glazed when another copy lies below it, so with fewer than two
+        // candidates (coverage > 80%) the SSIM test cannot change the outcome and is skipped.
+        if (inputOnWhite is not null && coverage.Count(c => c > Thresholds.CopyCoverage) >= 2)
+        {
+            for (int k = 0; k < n; k++)
             {
-                double? s = Ssim.Compute(l.OnWhite, inputOnWhite, l.Width, l.Height);
-                copy[k] = s > Thresholds.CopySsim;
+                if (coverage[k] > Thresholds.CopyCoverage)
+                {
+                    var l = layers[k];
+                    copy[k] = Ssim.Compute(l.OnWhite, inputOnWhite, l.Width, l.Height) > Thresholds.CopySsim;
+                }
             }
         }
 
