@@ -129,3 +129,58 @@ public class CliTests
         Assert.StartsWith("error:", err);
     }
 }
+
+public class ConvertCrelloTests
+{
+    [Fact]
+    public void CorruptParquetIsBadInputNamingTheFile()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllBytes(tmp.File("shard.parquet"), [(byte)'P', (byte)'A', (byte)'R', (byte)'1', 0, 1, 2, 3]);
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = StableLayersCli.Run(["convert", tmp.File("shard.parquet"), "--out", tmp.File("out")], o, e);
+        Assert.Equal(2, code);
+        Assert.Contains("shard.parquet", e.ToString());
+    }
+
+    [Theory]
+    [InlineData("../../etc", "_.._etc")]
+    [InlineData("5f1a/b", "5f1a_b")]
+    [InlineData("..", "_")]
+    [InlineData("abc-123_x", "abc-123_x")]
+    public void CrelloIdsCannotEscapeTheOutputFolder(string id, string expected)
+    {
+        Assert.Equal(expected, StableLayers.Cli.Commands.ConvertCommand.SafeFolderName(id));
+    }
+}
+
+public class OraSafetyCliTests
+{
+    [Fact]
+    public void OraWithEscapingEntryIsBadInput()
+    {
+        using var tmp = new TempDir();
+        var path = tmp.File("evil.ora");
+        using (var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Create))
+        {
+            var m = zip.CreateEntry("mimetype", System.IO.Compression.CompressionLevel.NoCompression);
+            using (var w = new StreamWriter(m.Open()))
+            {
+                w.Write("image/openraster");
+            }
+
+            var s = zip.CreateEntry("stack.xml");
+            using (var w = new StreamWriter(s.Open()))
+            {
+                w.Write("<image w=\"4\" h=\"4\"><stack><layer src=\"../../evil.png\" name=\"x\"/></stack></image>");
+            }
+        }
+
+        var o = new StringWriter();
+        var e = new StringWriter();
+        Assert.Equal(2, StableLayersCli.Run(["convert", path, "--out", tmp.File("out")], o, e));
+        Assert.Contains("evil.ora", e.ToString());
+        Assert.False(Directory.Exists(tmp.File("out")));
+    }
+}
