@@ -26,33 +26,26 @@ public class PackingTests
         using var scope = NewDisposeScope();
         const int b = 2, f = 2, c = 3, h = 4, w = 6;
         static float Code(int bi, int fi, int ci, int y, int x) => (bi * 10000) + (fi * 1000) + (ci * 100) + (y * 10) + x;
+        // latents[bi, fi, ci, y, x] = Code(...), filled in row-major order
         var data = new float[b * f * c * h * w];
-        int k = 0;
-        for (int bi = 0; bi < b; bi++)
-        for (int fi = 0; fi < f; fi++)
-        for (int ci = 0; ci < c; ci++)
-        for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
+        for (int k = 0; k < data.Length; k++)
         {
-            data[k++] = Code(bi, fi, ci, y, x);
+            int x = k % w, y = k / w % h, ci = k / (w * h) % c, fi = k / (w * h * c) % f, bi = k / (w * h * c * f);
+            data[k] = Code(bi, fi, ci, y, x);
         }
 
         var tokens = LatentPacking.Pack(tensor(data, [b, f, c, h, w]));
         var flat = tokens.contiguous().data<float>().ToArray();
-        int tokensPerFrame = (h / 2) * (w / 2), channels = c * 4;
+        int patchesPerRow = w / 2, tokensPerFrame = h / 2 * patchesPerRow, channels = c * 4;
         Assert.Equal(tokensPerFrame, LatentPacking.TokensPerFrame(h, w));
-        for (int bi = 0; bi < b; bi++)
-        for (int fi = 0; fi < f; fi++)
-        for (int py = 0; py < h / 2; py++)
-        for (int px = 0; px < w / 2; px++)
-        for (int ci = 0; ci < c; ci++)
-        for (int dy = 0; dy < 2; dy++)
-        for (int dx = 0; dx < 2; dx++)
+        Assert.Equal(data.Length, flat.Length);
+        for (int k = 0; k < flat.Length; k++)
         {
-            int token = (fi * tokensPerFrame) + (py * (w / 2)) + px;
-            int channel = (ci * 4) + (dy * 2) + dx;
-            float got = flat[(((bi * f * tokensPerFrame) + token) * channels) + channel];
-            Assert.Equal(Code(bi, fi, ci, (2 * py) + dy, (2 * px) + dx), got);
+            // decode the packed position: [bi, token, channel] with token = fi*T + py*(w/2) + px, channel = ci*4 + dy*2 + dx
+            int channel = k % channels, token = k / channels % (f * tokensPerFrame), bi = k / (channels * f * tokensPerFrame);
+            int fi = token / tokensPerFrame, py = token % tokensPerFrame / patchesPerRow, px = token % patchesPerRow;
+            int ci = channel / 4, dy = channel % 4 / 2, dx = channel % 2;
+            Assert.Equal(Code(bi, fi, ci, (2 * py) + dy, (2 * px) + dx), flat[k]);
         }
     }
 
