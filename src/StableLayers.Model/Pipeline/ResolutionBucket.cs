@@ -27,15 +27,16 @@ public readonly record struct ResolutionBucket(int Width, int Height)
     /// is 640 or 1024 for the released model; small values serve tests. Rounding is half-to-even like Python's round().
     /// Unlike diffusers, a side never rounds down to 0 (extreme aspect ratios get one multiple instead).
     /// </summary>
-    public static ResolutionBucket For(int width, int height, int resolution, int multiple = 32)
+    /// <param name="pixelsPerToken">VAE compression x patch of the model (16 for the released model; smaller for tiny presets).</param>
+    public static ResolutionBucket For(int width, int height, int resolution, int multiple = 32, int pixelsPerToken = PixelsPerToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(resolution);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(multiple);
-        if (multiple % PixelsPerToken != 0)
+        if (pixelsPerToken <= 0 || multiple % pixelsPerToken != 0)
         {
-            throw new ArgumentException($"multiple {multiple} must be a multiple of {PixelsPerToken} (VAE factor x patch)", nameof(multiple));
+            throw new ArgumentException($"multiple {multiple} must be a multiple of {pixelsPerToken} (VAE factor x patch)", nameof(multiple));
         }
 
         double ratio = (double)width / height;
