@@ -51,7 +51,7 @@ public sealed class JointAttention : nn.Module
         long sTxt = txt.shape[1];
 
         // [B, S, H, D] layout: norms act on D, RoPE tables index S.
-        Tensor Heads(Linear proj, Tensor x) => proj.call(x).unflatten(-1, [heads, -1]);
+        Tensor Heads(Linear proj, Tensor x) => proj.call(x).reshape(x.shape[0], x.shape[1], heads, -1);
         var iq = Layer3DRope.Apply(norm_q.call(Heads(to_q, img)), rope.ImageCos, rope.ImageSin);
         var ik = Layer3DRope.Apply(norm_k.call(Heads(to_k, img)), rope.ImageCos, rope.ImageSin);
         var iv = Heads(to_v, img);

@@ -109,7 +109,8 @@ public static class Layer3DRope
         ArgumentNullException.ThrowIfNull(cosTable);
         ArgumentNullException.ThrowIfNull(sinTable);
         using var scope = NewDisposeScope();
-        var pairs = x.to(ScalarType.Float32).unflatten(-1, [-1, 2]);
+        // TorchSharp's unflatten rejects negative dims, hence the explicit last-dim index.
+        var pairs = x.to(ScalarType.Float32).unflatten(x.dim() - 1, [x.shape[^1] / 2, 2]);
         var x0 = pairs.select(-1, 0);
         var x1 = pairs.select(-1, 1);
         var c = cosTable.unsqueeze(1);
