@@ -151,13 +151,19 @@ public class TransformerModelTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void ZeroCondTVariantRuns()
+    public void ZeroCondTMatchesPlainModelAtTimeZeroAndDiffersOtherwise()
     {
         using var scope = NewDisposeScope();
         manual_seed(9);
-        using var model = new QwenImageTransformer2DModel(TransformerTestData.Config with { ZeroCondT = true });
-        var y = TransformerTestData.Create().Run(model);
-        Assert.Equal([2L, 64, 16], y.shape);
+        using var zeroCond = new QwenImageTransformer2DModel(TransformerTestData.Config with { ZeroCondT = true });
+        using var plain = new QwenImageTransformer2DModel(TransformerTestData.Config);
+        plain.load_state_dict(zeroCond.state_dict());
+        var d = TransformerTestData.Create();
+
+        // At t = 0 both halves of the zero_cond_t conditioning coincide with the plain one.
+        var atZero = d with { Timestep = zeros(2) };
+        Assert.True(atZero.Run(zeroCond).allclose(atZero.Run(plain), rtol: 1e-5, atol: 1e-6));
+        Assert.False(d.Run(zeroCond).allclose(d.Run(plain), rtol: 1e-5, atol: 1e-6));
     }
 
     [Fact]
@@ -171,15 +177,18 @@ public class TransformerModelTests(ITestOutputHelper output)
         using (no_grad())
         {
             data.Run(model); // warm-up
-            var sw = Stopwatch.StartNew();
-            const int runs = 10;
-            for (int i = 0; i < runs; i++)
+            // Median of several runs: the build machines are shared, so single timings jump by 10x.
+            var times = new List<double>();
+            for (int i = 0; i < 21; i++)
             {
                 using var step = NewDisposeScope();
+                var sw = Stopwatch.StartNew();
                 data.Run(model);
+                times.Add(sw.Elapsed.TotalMilliseconds);
             }
 
-            output.WriteLine($"tiny forward (2 blocks, 2x16 heads, 64 image + 6 text tokens, batch 1): {sw.Elapsed.TotalMilliseconds / runs:F2} ms");
+            times.Sort();
+            output.WriteLine($"tiny forward (2 blocks, 2x16 heads, 64 image + 6 text tokens, batch 1): median {times[10]:F2} ms, min {times[0]:F2} ms over 21 runs, {get_num_threads()} threads");
         }
     }
 }

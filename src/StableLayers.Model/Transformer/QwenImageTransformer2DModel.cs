@@ -70,14 +70,14 @@ public sealed class QwenImageTransformer2DModel : nn.Module
         var t = timestep.to(dtype);
 
         Tensor temb, imgTemb;
+        Tensor? useFirstHalf = null;
         if (Config.ZeroCondT)
         {
             // zero_cond_t (diffusers): tokens of the first frame are modulated with t, all later frames with t = 0;
             // the text stream and the output norm use t.
-            var both = time_text_embed.call(cat([t, t * 0], 0), additionalTCond is null ? null : cat([additionalTCond, additionalTCond], 0), dtype);
-            temb = both.narrow(0, 0, batch);
-            var isFirst = arange(sImg, device: device).lt(frames[0].TokenCount).reshape(1, sImg, 1);
-            imgTemb = where(isFirst, temb.unsqueeze(1), both.narrow(0, batch, batch).unsqueeze(1));
+            imgTemb = time_text_embed.call(cat([t, t * 0], 0), additionalTCond is null ? null : cat([additionalTCond, additionalTCond], 0), dtype);
+            temb = imgTemb.narrow(0, 0, batch);
+            useFirstHalf = arange(sImg, device: device).lt(frames[0].TokenCount).reshape(1, sImg, 1);
         }
         else
         {
@@ -95,7 +95,7 @@ public sealed class QwenImageTransformer2DModel : nn.Module
 
         foreach (var block in transformer_blocks)
         {
-            (img, txt) = block.Forward(img, txt, imgTemb, temb, rope, keyMask);
+            (img, txt) = block.Forward(img, txt, imgTemb, temb, rope, keyMask, useFirstHalf);
         }
 
         return proj_out.call(norm_out.call(img, temb)).MoveToOuterDisposeScope();

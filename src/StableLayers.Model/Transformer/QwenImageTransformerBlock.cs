@@ -32,24 +32,28 @@ public sealed class QwenImageTransformerBlock : nn.Module
 
     /// <param name="img">[B, S_img, dim].</param>
     /// <param name="txt">[B, S_txt, dim].</param>
-    /// <param name="imgTemb">image-stream conditioning: [B, dim], or [B, S_img, dim] per token (zero_cond_t).</param>
+    /// <param name="imgTemb">image-stream conditioning [B, dim]; with zero_cond_t [2B, dim] = (t, t = 0).</param>
     /// <param name="txtTemb">text-stream conditioning [B, dim].</param>
     /// <param name="rope">rotation tables.</param>
     /// <param name="keyMask">joint key mask or null.</param>
-    public (Tensor Img, Tensor Txt) Forward(Tensor img, Tensor txt, Tensor imgTemb, Tensor txtTemb, RopeTables rope, Tensor? keyMask)
+    /// <param name="useFirstHalf">zero_cond_t only: [1, S_img, 1] bool, true for tokens modulated by the first half of imgTemb.</param>
+    public (Tensor Img, Tensor Txt) Forward(Tensor img, Tensor txt, Tensor imgTemb, Tensor txtTemb, RopeTables rope, Tensor? keyMask, Tensor? useFirstHalf = null)
     {
         ArgumentNullException.ThrowIfNull(img);
         ArgumentNullException.ThrowIfNull(txt);
         ArgumentNullException.ThrowIfNull(imgTemb);
         ArgumentNullException.ThrowIfNull(txtTemb);
         using var scope = NewDisposeScope();
-        // Broadcast over tokens: [B, 1, 6d] (or already per token [B, S, 6d]).
-        var imgMod = img_mod.call(imgTemb);
-        var txtMod = txt_mod.call(txtTemb).unsqueeze(1);
-        if (imgMod.dim() == 2)
+        // Broadcast over tokens: [B, 1, 6d]. With zero_cond_t the projection runs on the 2B rows and is then
+        // chosen per token, which is far cheaper than projecting a per-token conditioning.
+        var imgMod = img_mod.call(imgTemb).unsqueeze(1);
+        if (useFirstHalf is not null)
         {
-            imgMod = imgMod.unsqueeze(1);
+            long batch = img.shape[0];
+            imgMod = where(useFirstHalf, imgMod.narrow(0, 0, batch), imgMod.narrow(0, batch, batch));
         }
+
+        var txtMod = txt_mod.call(txtTemb).unsqueeze(1);
 
         var im = imgMod.chunk(6, -1);
         var tm = txtMod.chunk(6, -1);
