@@ -50,6 +50,7 @@ public class VaeModelTests
         var expected = config.ParameterShapes().Select(p => $"{p.Name}:{string.Join("x", p.Shape)}").Order(StringComparer.Ordinal);
         Assert.Equal(expected, actual);
         Assert.Empty(vae.named_buffers());
+        Assert.Equal(config.ParameterShapes().Select(p => p.Name).Order(StringComparer.Ordinal), vae.state_dict().Keys.Order(StringComparer.Ordinal));
     }
 
     [Fact]

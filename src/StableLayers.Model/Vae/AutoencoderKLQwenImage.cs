@@ -9,7 +9,7 @@ namespace StableLayers.Model.Vae;
 /// images are ever encoded; see <see cref="CausalConv3d"/>). forward(x) is a deterministic reconstruction
 /// (posterior mean, no clamp), convenient for training.
 /// </summary>
-public sealed class AutoencoderKLQwenImage : nn.Module<Tensor, Tensor>
+public sealed class AutoencoderKLQwenImage : VaeModule
 {
     private readonly VaeEncoder _encoder;
     private readonly CausalConv3d _quantConv;

@@ -10,7 +10,7 @@ namespace StableLayers.Model.Vae;
 /// the first (only) frame every temporal tap except the last sees zeros, so the output equals conv2d with
 /// weight[:, :, kt - 1]. This holds for kt = 3 / pad_t = 1 and for kt = 1; other kernels are rejected.
 /// </summary>
-public sealed class CausalConv3d : nn.Module<Tensor, Tensor>
+public sealed class CausalConv3d : VaeModule
 {
     private readonly long[] _padding2d;
 

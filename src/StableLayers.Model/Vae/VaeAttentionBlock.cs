@@ -7,7 +7,7 @@ namespace StableLayers.Model.Vae;
 /// diffusers' QwenImageAttentionBlock: single-head self-attention over the pixels of each frame, with 1x1 conv
 /// projections. q, k and v are the first, second and third thirds of to_qkv's output channels.
 /// </summary>
-public sealed class VaeAttentionBlock : nn.Module<Tensor, Tensor>
+public sealed class VaeAttentionBlock : VaeModule
 {
     private readonly VaeRmsNorm _norm;
     private readonly nn.Module<Tensor, Tensor> _toQkv;

@@ -8,7 +8,7 @@ namespace StableLayers.Model.Vae;
 /// down (each upsampler halves the channels, so every block after the first starts at half its predecessor's
 /// width), RMS norm, SiLU, conv_out to input_channels.
 /// </summary>
-public sealed class VaeDecoder : nn.Module<Tensor, Tensor>
+public sealed class VaeDecoder : VaeModule
 {
     private readonly CausalConv3d _convIn;
     private readonly VaeMidBlock _mid;

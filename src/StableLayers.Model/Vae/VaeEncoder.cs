@@ -7,7 +7,7 @@ namespace StableLayers.Model.Vae;
 /// diffusers' QwenImageEncoder3d on single frames: conv_in, a flat list of residual (+attention) blocks with a
 /// resample after each stage but the last, mid block, RMS norm, SiLU, conv_out to 2*z_dim (mean and log-variance).
 /// </summary>
-public sealed class VaeEncoder : nn.Module<Tensor, Tensor>
+public sealed class VaeEncoder : VaeModule
 {
     private readonly CausalConv3d _convIn;
     private readonly nn.Module<Tensor, Tensor>[] _downBlocks;

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace StableLayers.Model.Vae;
 
 /// <summary>diffusers' QwenImageMidBlock with num_layers = 1: resnet, attention, resnet.</summary>
-public sealed class VaeMidBlock : nn.Module<Tensor, Tensor>
+public sealed class VaeMidBlock : VaeModule
 {
     private readonly nn.Module<Tensor, Tensor>[] _attentions;
     private readonly nn.Module<Tensor, Tensor>[] _resnets;

@@ -9,7 +9,7 @@ namespace StableLayers.Model.Vae;
 /// temporal conv (time_conv), kept for checkpoint compatibility; diffusers does not apply it to the first frame of
 /// a clip (its feature cache is empty then), so for single frames it is never executed here.
 /// </summary>
-public sealed class VaeResample : nn.Module<Tensor, Tensor>
+public sealed class VaeResample : VaeModule
 {
     private readonly bool _up;
     private readonly nn.Module<Tensor, Tensor> _conv;

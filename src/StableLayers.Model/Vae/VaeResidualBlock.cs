@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace StableLayers.Model.Vae;
 
 /// <summary>diffusers' QwenImageResidualBlock: (RMS norm, SiLU, 3x3x3 conv) twice, plus a 1x1x1 shortcut when widths differ.</summary>
-public sealed class VaeResidualBlock : nn.Module<Tensor, Tensor>
+public sealed class VaeResidualBlock : VaeModule
 {
     private readonly VaeRmsNorm _norm1;
     private readonly CausalConv3d _conv1;

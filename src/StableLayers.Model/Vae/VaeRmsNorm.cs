@@ -9,7 +9,7 @@ namespace StableLayers.Model.Vae;
 /// (no bias in this model). gamma keeps diffusers' shape, [dim,1,1,1] (video form) or [dim,1,1] (image form), and
 /// is viewed as [dim,1,1] for our 2D execution. Half-precision inputs are normalised in fp32, as diffusers does.
 /// </summary>
-public sealed class VaeRmsNorm : nn.Module<Tensor, Tensor>
+public sealed class VaeRmsNorm : VaeModule
 {
     private readonly double _scale;
 

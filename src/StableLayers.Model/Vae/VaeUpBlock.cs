@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace StableLayers.Model.Vae;
 
 /// <summary>diffusers' QwenImageUpBlock: num_res_blocks + 1 residual blocks, then an optional upsampler (upsamplers.0).</summary>
-public sealed class VaeUpBlock : nn.Module<Tensor, Tensor>
+public sealed class VaeUpBlock : VaeModule
 {
     private readonly nn.Module<Tensor, Tensor>[] _resnets;
     private readonly VaeResample? _upsampler;
