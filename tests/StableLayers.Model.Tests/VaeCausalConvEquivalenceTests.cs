@@ -20,13 +20,13 @@ public class VaeCausalConvEquivalenceTests
         using var conv = new CausalConv3d(5, 7, k);
         using (no_grad())
         {
-            conv.weight.normal_();
-            conv.bias.normal_();
+            conv.Weight.normal_();
+            conv.Bias.normal_();
         }
 
         var x = randn(2, 5, 9, 6);
         var ours = conv.call(x);
-        var reference = CausalConv3dReference(x.unsqueeze(2), conv.weight, conv.bias, k / 2).squeeze(2);
+        var reference = CausalConv3dReference(x.unsqueeze(2), conv.Weight, conv.Bias, k / 2).squeeze(2);
         Assert.Equal(reference.shape, ours.shape);
         Assert.True(ours.allclose(reference, rtol: 1e-4, atol: 1e-4), $"max diff {(ours - reference).abs().max().item<float>()}");
     }

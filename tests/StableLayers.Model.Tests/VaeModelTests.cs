@@ -90,6 +90,27 @@ public class VaeModelTests
     }
 
     [Fact]
+    public void RunsInBf16AfterModuleConversionCloseToFp32()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(9);
+        using var vae = new AutoencoderKLQwenImage(VaeConfig.Tiny());
+        vae.eval();
+        using var noGrad = no_grad();
+        var x = (rand(1, 4, 16, 16) * 2) - 1;
+        var z32 = vae.EncodeMean(x);
+        var y32 = vae.Decode(z32);
+        vae.to(ScalarType.BFloat16);
+        Assert.All(vae.state_dict().Values, t => Assert.Equal(ScalarType.BFloat16, t.dtype));
+        var z16 = vae.EncodeMean(x.to(bfloat16));
+        var y16 = vae.Decode(z16);
+        Assert.Equal(ScalarType.BFloat16, y16.dtype);
+        double rel = (z16.to(float32) - z32).norm().item<float>() / z32.norm().item<float>();
+        Assert.True(rel < 0.05, $"bf16 latent relative error {rel}");
+        Assert.True((y16.to(float32) - y32).norm().item<float>() / y32.norm().item<float>() < 0.05);
+    }
+
+    [Fact]
     public void NormalizeAndDenormalizeUseLatentStatisticsPerChannel()
     {
         using var scope = NewDisposeScope();

@@ -103,9 +103,9 @@ public sealed class AutoencoderKLQwenImage : VaeModule
         }
 
         using var noGrad = no_grad();
-        _encoder.ConvIn.weight.select(1, 3).zero_();
-        _decoder.ConvOut.weight.select(0, 3).zero_();
-        _decoder.ConvOut.bias[3] = 1f;
+        _encoder.ConvIn.Weight.select(1, 3).zero_();
+        _decoder.ConvOut.Weight.select(0, 3).zero_();
+        _decoder.ConvOut.Bias[3] = 1f;
     }
 
     private (Tensor Mean, Tensor Std) Stats(Tensor z)

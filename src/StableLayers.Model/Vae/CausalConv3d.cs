@@ -35,12 +35,11 @@ public sealed class CausalConv3d : VaeModule
     {
     }
 
-    // Looked up by name on each use: Module.to(dtype/device) swaps in new Parameter objects.
-#pragma warning disable IDE1006, SA1300 // names are the state-dict keys
-    public Parameter weight => get_parameter("weight")!;
+    // Looked up by name on each use: Module.to(dtype/device) swaps in new Parameter objects (and tries to assign a
+    // member named exactly like the parameter, so these are capitalised).
+    public Parameter Weight => get_parameter("weight")!;
 
-    public Parameter bias => get_parameter("bias")!;
-#pragma warning restore IDE1006, SA1300
+    public Parameter Bias => get_parameter("bias")!;
 
     public int KernelT { get; }
 
@@ -48,17 +47,17 @@ public sealed class CausalConv3d : VaeModule
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        var w2d = weight.select(2, KernelT - 1);
-        return nn.functional.conv2d(input, w2d, bias, padding: _padding2d).MoveToOuterDisposeScope();
+        var w2d = Weight.select(2, KernelT - 1);
+        return nn.functional.conv2d(input, w2d, Bias, padding: _padding2d).MoveToOuterDisposeScope();
     }
 
     /// <summary>PyTorch's Conv3d default: kaiming-uniform(a=sqrt 5) weights, bias uniform in +-1/sqrt(fan_in).</summary>
     public void ResetParameters()
     {
         using var noGrad = no_grad();
-        nn.init.kaiming_uniform_(weight, a: Math.Sqrt(5));
-        long fanIn = weight.shape[1] * weight.shape[2] * weight.shape[3] * weight.shape[4];
+        nn.init.kaiming_uniform_(Weight, a: Math.Sqrt(5));
+        long fanIn = Weight.shape[1] * Weight.shape[2] * Weight.shape[3] * Weight.shape[4];
         double bound = 1.0 / Math.Sqrt(fanIn);
-        nn.init.uniform_(bias, -bound, bound);
+        nn.init.uniform_(Bias, -bound, bound);
     }
 }

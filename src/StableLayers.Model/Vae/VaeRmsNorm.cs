@@ -20,9 +20,8 @@ public sealed class VaeRmsNorm : VaeModule
         register_parameter("gamma", new Parameter(images ? ones(dim, 1, 1) : ones(dim, 1, 1, 1)));
     }
 
-#pragma warning disable IDE1006, SA1300 // state-dict key
-    public Parameter gamma => get_parameter("gamma")!;
-#pragma warning restore IDE1006, SA1300
+    // Looked up by name: Module.to(dtype/device) swaps in new Parameter objects.
+    public Parameter Gamma => get_parameter("gamma")!;
 
     /// <summary>Input [B, dim, H, W].</summary>
     public override Tensor forward(Tensor input)
@@ -30,7 +29,7 @@ public sealed class VaeRmsNorm : VaeModule
         using var scope = NewDisposeScope();
         bool half = input.dtype is ScalarType.Float16 or ScalarType.BFloat16;
         var normalized = nn.functional.normalize(half ? input.to(ScalarType.Float32) : input, p: 2, dim: 1).to(input.dtype);
-        var g = gamma.view(gamma.shape[0], 1, 1);
+        var g = Gamma.view(Gamma.shape[0], 1, 1);
         return (normalized * _scale * g).MoveToOuterDisposeScope();
     }
 }
