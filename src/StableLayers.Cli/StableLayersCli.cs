@@ -28,6 +28,8 @@ public static class StableLayersCli
             EvalCommand.Build(),
             ConvertCommand.Build(),
             SynthCommand.Build(),
+            PretrainCommand.Build(),
+            DecomposeCommand.Build(),
         };
         return root;
     }

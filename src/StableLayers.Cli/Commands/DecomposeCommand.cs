@@ -1,0 +1,150 @@
+using System.CommandLine;
+using System.Diagnostics;
+using StableLayers.Core;
+using StableLayers.Core.Formats;
+using StableLayers.Core.Imaging;
+using StableLayers.Model;
+using StableLayers.Model.Inference;
+
+namespace StableLayers.Cli.Commands;
+
+/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] --out DIR [--format folder,ora,psd]</c>.</summary>
+public static class DecomposeCommand
+{
+    private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"];
+
+    public static Command Build()
+    {
+        var inputs = new Argument<string[]>("images") { Description = "Image files or folders of images", Arity = ArgumentArity.OneOrMore };
+        var layers = new Option<int>("--layers") { Description = "Number of output layers (background included)", DefaultValueFactory = _ => 4 };
+        var model = new Option<DirectoryInfo?>("--model") { Description = "Model folder (default: the shipped tiny base, models/tiny-base)" };
+        var steps = new Option<int>("--steps") { Description = "Sampling steps", DefaultValueFactory = _ => 20 };
+        var sampler = new Option<string>("--sampler") { Description = "euler or heun", DefaultValueFactory = _ => "euler" };
+        sampler.AcceptOnlyFromAmong("euler", "heun");
+        var cfgScale = new Option<float>("--cfg") { Description = "True classifier-free guidance scale (1 = off)", DefaultValueFactory = _ => 1f };
+        var prompt = new Option<string>("--prompt") { Description = "Text prompt (the tiny model understands synth-style captions)", DefaultValueFactory = _ => string.Empty };
+        var seed = new Option<long>("--seed") { Description = "Noise seed", DefaultValueFactory = _ => 0 };
+        var output = new Option<DirectoryInfo>("--out") { Description = "Output folder: one sub-folder per image", Required = true };
+        var format = new Option<string>("--format") { Description = "Comma-separated: folder, ora, psd", DefaultValueFactory = _ => "folder" };
+        var cmd = new Command("decompose", "Decompose images into RGBA layers")
+        {
+            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format,
+        };
+        cmd.SetAction(parse =>
+        {
+            StableLayersCli.ApplyGlobalOptions(parse);
+            var formats = parse.GetRequiredValue(format).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            foreach (var f in formats)
+            {
+                if (f is not ("folder" or "ora" or "psd"))
+                {
+                    throw new BadInputException("--format", $"unknown format '{f}' (folder, ora, psd)");
+                }
+            }
+
+            int n = parse.GetValue(layers);
+            if (n is < 1 or > 16)
+            {
+                throw new BadInputException("--layers", $"must be 1..16, got {n}");
+            }
+
+            var files = ExpandInputs(parse.GetRequiredValue(inputs));
+            string modelDir = parse.GetValue(model)?.FullName ?? DefaultModelDir();
+            using var loaded = LayeredModel.Load(modelDir);
+            var decomposer = new LayeredDecomposer(loaded);
+            var options = new DecomposeOptions
+            {
+                Layers = n,
+                Steps = parse.GetValue(steps),
+                Sampler = parse.GetValue(sampler) == "heun" ? SamplerKind.Heun : SamplerKind.Euler,
+                Cfg = parse.GetValue(cfgScale),
+                Prompt = parse.GetValue(prompt) ?? string.Empty,
+                Seed = parse.GetValue(seed),
+            };
+            string outDir = parse.GetRequiredValue(output).FullName;
+            var stdout = parse.InvocationConfiguration.Output;
+            int failed = 0;
+            foreach (var file in files)
+            {
+                try
+                {
+                    var sw = Stopwatch.StartNew();
+                    var image = PngCodec.Read(file);
+                    var stack = decomposer.Decompose(image, options);
+                    string id = Path.GetFileNameWithoutExtension(file);
+                    string dir = Path.Combine(outDir, id);
+                    var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} (model {Path.GetFileName(modelDir)}, seed {options.Seed})", null);
+                    if (formats.Contains("folder") || formats.Length == 0)
+                    {
+                        LayeredFolder.Write(dir, stack, source, input: image);
+                    }
+
+                    if (formats.Contains("ora"))
+                    {
+                        LayeredFile.Write(Path.Combine(outDir, id + ".ora"), stack);
+                    }
+
+                    if (formats.Contains("psd"))
+                    {
+                        LayeredFile.Write(Path.Combine(outDir, id + ".psd"), stack);
+                    }
+
+                    stdout.WriteLine($"{file}: {stack.Count} layers in {sw.Elapsed.TotalSeconds:F1}s -> {Path.Combine(outDir, id)}");
+                }
+                catch (BadInputException e)
+                {
+                    failed++;
+                    parse.InvocationConfiguration.Error.WriteLine($"error: {e.Message}");
+                }
+            }
+
+            return failed == 0 ? StableLayersCli.ExitOk : StableLayersCli.ExitBadInput;
+        });
+        return cmd;
+    }
+
+    /// <summary>models/tiny-base beside the executable's repository (walks up from the binary), else under the current folder.</summary>
+    public static string DefaultModelDir()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null)
+        {
+            var candidate = Path.Combine(dir.FullName, "models", "tiny-base");
+            if (File.Exists(Path.Combine(candidate, LayeredModel.IndexFile)))
+            {
+                return candidate;
+            }
+
+            dir = dir.Parent;
+        }
+
+        return Path.Combine(Environment.CurrentDirectory, "models", "tiny-base");
+    }
+
+    private static List<string> ExpandInputs(IEnumerable<string> inputs)
+    {
+        var files = new List<string>();
+        foreach (var input in inputs)
+        {
+            if (Directory.Exists(input))
+            {
+                files.AddRange(Directory.GetFiles(input).Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal));
+            }
+            else if (File.Exists(input))
+            {
+                files.Add(input);
+            }
+            else
+            {
+                throw new BadInputException(input, "no such image or folder");
+            }
+        }
+
+        if (files.Count == 0)
+        {
+            throw new BadInputException(string.Join(", ", inputs), "no images found");
+        }
+
+        return files;
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text.Json;
+using StableLayers.Core;
+using StableLayers.Model.Text;
+using StableLayers.Model.Transformer;
+using StableLayers.Model.Vae;
+using StableLayers.Model.Weights;
+using static TorchSharp.torch;
+
+namespace StableLayers.Model;
+
+/// <summary>
+/// The decomposition model as one unit: transformer, RGBA VAE and prompt encoder, stored as a
+/// diffusers-style folder (model_index.json, transformer/, vae/, text_encoder/).
+/// </summary>
+public sealed class LayeredModel : IDisposable
+{
+    public const string IndexFile = "model_index.json";
+
+    public LayeredModel(LayeredModelConfig config, QwenImageTransformer2DModel transformer, AutoencoderKLQwenImage vae, IPromptEncoder prompts)
+    {
+        Config = config;
+        Transformer = transformer;
+        Vae = vae;
+        Prompts = prompts;
+    }
+
+    public LayeredModelConfig Config { get; }
+
+    public QwenImageTransformer2DModel Transformer { get; }
+
+    public AutoencoderKLQwenImage Vae { get; private set; }
+
+    public IPromptEncoder Prompts { get; }
+
+    /// <summary>A freshly initialised model (tiny preset: with a text encoder over <paramref name="tokenizer"/>).</summary>
+    public static LayeredModel Create(LayeredModelConfig config, WordTokenizer? tokenizer, long seed)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        manual_seed(seed);
+        var transformer = new QwenImageTransformer2DModel(config.Transformer);
+        var vae = new AutoencoderKLQwenImage(config.Vae, rgbaInit: true);
+        IPromptEncoder prompts = config.TextEncoder is { } tc
+            ? new TinyTextEncoder(tc, tokenizer ?? throw new ArgumentNullException(nameof(tokenizer)))
+            : throw new NotSupportedException("the full model's prompt embeddings come from a precomputed file; use Load");
+        return new LayeredModel(config, transformer, vae, prompts);
+    }
+
+    /// <summary>Replaces the VAE's latent statistics (measured after VAE training) keeping its weights.</summary>
+    public void SetLatentStatistics(double[] mean, double[] std)
+    {
+        var vae = new AutoencoderKLQwenImage(Vae.Config with { LatentsMean = mean.Select(v => (float)v).ToArray(), LatentsStd = std.Select(v => (float)v).ToArray() });
+        vae.load_state_dict(Vae.state_dict());
+        Vae.Dispose();
+        Vae = vae;
+    }
+
+    public void Save(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        DiffusersCheckpoint.Save(Transformer, Path.Combine(dir, "transformer"), Config.Transformer, ScalarType.Float32);
+        DiffusersCheckpoint.Save(Vae, Path.Combine(dir, "vae"), Vae.Config, ScalarType.Float32);
+        if (Prompts is TinyTextEncoder text)
+        {
+            var textDir = Path.Combine(dir, "text_encoder");
+            DiffusersCheckpoint.Save(text, textDir, text.Config, ScalarType.Float32);
+            text.Tokenizer.Save(Path.Combine(textDir, "vocab.json"));
+        }
+
+        var index = Config with { Vae = Vae.Config };
+        AtomicFile.WriteAllText(Path.Combine(dir, IndexFile), index.ToJson());
+    }
+
+    public static LayeredModel Load(string dir)
+    {
+        string indexPath = Path.Combine(dir, IndexFile);
+        if (!File.Exists(indexPath))
+        {
+            throw new BadInputException(dir, $"not a model folder (no {IndexFile})");
+        }
+
+        var config = LayeredModelConfig.Load(indexPath);
+        var transformer = new QwenImageTransformer2DModel(config.Transformer);
+        DiffusersCheckpoint.Load(transformer, Path.Combine(dir, "transformer"));
+        var vae = new AutoencoderKLQwenImage(config.Vae);
+        DiffusersCheckpoint.Load(vae, Path.Combine(dir, "vae"));
+        if (config.TextEncoder is null)
+        {
+            throw new BadInputException(dir, "this model needs precomputed prompt embeddings (full Qwen2.5-VL); not supported yet");
+        }
+
+        var textDir = Path.Combine(dir, "text_encoder");
+        var text = new TinyTextEncoder(config.TextEncoder, WordTokenizer.Load(Path.Combine(textDir, "vocab.json")));
+        DiffusersCheckpoint.Load(text, textDir);
+        transformer.eval();
+        vae.eval();
+        text.eval();
+        return new LayeredModel(config, transformer, vae, text);
+    }
+
+    public void Dispose()
+    {
+        Transformer.Dispose();
+        Vae.Dispose();
+        (Prompts as IDisposable)?.Dispose();
+    }
+}

@@ -1,0 +1,131 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using StableLayers.Core;
+using StableLayers.Model.Text;
+using StableLayers.Model.Transformer;
+using StableLayers.Model.Vae;
+
+namespace StableLayers.Model;
+
+/// <summary>
+/// A model preset as a file users can copy (configs/tiny.json, configs/qwen-image-layered.json): the
+/// architecture of every component plus the resolution it works at.
+/// </summary>
+public sealed record LayeredModelConfig
+{
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true };
+
+    [JsonPropertyName("name")]
+    public string Name { get; init; } = "custom";
+
+    /// <summary>Resolution bucket: inputs are resized to about resolution^2 pixels at their aspect ratio.</summary>
+    [JsonPropertyName("resolution")]
+    public int Resolution { get; init; } = 640;
+
+    [JsonPropertyName("transformer")]
+    public TransformerConfig Transformer { get; init; } = TransformerConfig.Full;
+
+    [JsonPropertyName("vae")]
+    public VaeConfig Vae { get; init; } = VaeConfig.Full;
+
+    /// <summary>The tiny learned text encoder; null for the full model (precomputed Qwen2.5-VL embeddings).</summary>
+    [JsonPropertyName("text_encoder")]
+    public TinyTextEncoderConfig? TextEncoder { get; init; }
+
+    /// <summary>Pretraining settings of the tiny preset (ignored for the released model).</summary>
+    [JsonPropertyName("pretrain")]
+    public PretrainSettings? Pretrain { get; init; }
+
+    /// <summary>Pixels per transformer token side: VAE compression times the 2x2 patch.</summary>
+    [JsonIgnore]
+    public int PixelsPerToken => Vae.SpatialCompression * Transformer.PatchSize;
+
+    public static LayeredModelConfig Load(string path)
+    {
+        try
+        {
+            var config = JsonSerializer.Deserialize<LayeredModelConfig>(File.ReadAllText(path), JsonOptions)
+                ?? throw new BadInputException(path, "empty model config");
+            config.Validate(path);
+            return config;
+        }
+        catch (FileNotFoundException)
+        {
+            throw new BadInputException(path, "model config not found");
+        }
+        catch (JsonException e)
+        {
+            throw new BadInputException(path, $"malformed model config ({e.Message.Split('\n')[0]})");
+        }
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    public void Validate(string source)
+    {
+        try
+        {
+            Transformer.Validate();
+            Vae.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new BadInputException(source, e.Message);
+        }
+
+        if (Transformer.InChannels != Vae.ZDim * Transformer.PatchSize * Transformer.PatchSize)
+        {
+            throw new BadInputException(source, $"transformer in_channels {Transformer.InChannels} must be vae z_dim {Vae.ZDim} x patch^2");
+        }
+
+        if (TextEncoder is not null && TextEncoder.HiddenSize != Transformer.JointAttentionDim)
+        {
+            throw new BadInputException(source, $"text_encoder hidden_size {TextEncoder.HiddenSize} must equal transformer joint_attention_dim {Transformer.JointAttentionDim}");
+        }
+
+        if (Resolution < PixelsPerToken * 2 || Resolution % PixelsPerToken != 0)
+        {
+            throw new BadInputException(source, $"resolution {Resolution} must be a multiple of {PixelsPerToken} (VAE compression x patch) and at least twice that");
+        }
+    }
+}
+
+/// <summary>How the tiny base model is pretrained (configs/tiny.json "pretrain").</summary>
+public sealed record PretrainSettings
+{
+    [JsonPropertyName("seed")] public int Seed { get; init; }
+
+    [JsonPropertyName("min_layers")] public int MinLayers { get; init; } = 2;
+
+    [JsonPropertyName("max_layers")] public int MaxLayers { get; init; } = 5;
+
+    [JsonPropertyName("vae_steps")] public int VaeSteps { get; init; } = 1000;
+
+    [JsonPropertyName("vae_batch_size")] public int VaeBatchSize { get; init; } = 8;
+
+    [JsonPropertyName("vae_lr")] public double VaeLearningRate { get; init; } = 2e-3;
+
+    [JsonPropertyName("transformer_steps")] public int TransformerSteps { get; init; } = 6000;
+
+    [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 8;
+
+    [JsonPropertyName("lr")] public double LearningRate { get; init; } = 1e-3;
+
+    [JsonPropertyName("warmup_steps")] public int WarmupSteps { get; init; } = 200;
+
+    [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; } = 0.01;
+
+    [JsonPropertyName("grad_clip")] public double GradClip { get; init; } = 1.0;
+
+    /// <summary>Logit-normal timestep sampling: sigma = sigmoid(N(mean, std)); a positive mean spends more steps at high noise, where sampling starts.</summary>
+    [JsonPropertyName("logit_mean")] public double LogitMean { get; init; } = 0.5;
+
+    [JsonPropertyName("logit_std")] public double LogitStd { get; init; } = 1.0;
+
+    /// <summary>Fraction of captions replaced by the empty prompt, so classifier-free guidance has an unconditional model.</summary>
+    [JsonPropertyName("caption_dropout")] public double CaptionDropout { get; init; } = 0.1;
+
+    [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 250;
+
+    [JsonPropertyName("threads")] public int Threads { get; init; } = 2;
+}

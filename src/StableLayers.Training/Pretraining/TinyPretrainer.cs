@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using StableLayers.Core.Layers;
+using StableLayers.Data.Synthesis;
+using StableLayers.Model;
+using StableLayers.Model.Pipeline;
+using StableLayers.Model.Text;
+using StableLayers.Model.Transformer;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace StableLayers.Training.Pretraining;
+
+/// <summary>
+/// Pretrains the tiny base model on synthetic designs in two stages: the RGBA VAE (reconstruction), then
+/// the transformer and text encoder with the layered flow-matching objective (frames = [composite, layers],
+/// condition = the composite's latent, velocity target noise - x0). Every step's randomness is a function of
+/// (seed, stage, step), so a resumed run continues exactly.
+/// </summary>
+public sealed class TinyPretrainer
+{
+    private readonly LayeredModelConfig config;
+    private readonly PretrainSettings settings;
+    private readonly string runDir;
+    private readonly TextWriter log;
+    private readonly Stopwatch clock = new();
+    private double secondsBefore;
+    private int budget;
+
+    private double Elapsed => secondsBefore + clock.Elapsed.TotalSeconds;
+
+    public TinyPretrainer(LayeredModelConfig config, string runDir, TextWriter log)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        this.config = config;
+        settings = config.Pretrain ?? new PretrainSettings();
+        this.runDir = runDir;
+        this.log = log;
+    }
+
+    /// <summary>Stops (after a checkpoint) once this many steps ran in this call; for tests and time-boxed sessions.</summary>
+    public int? MaxStepsThisRun { get; init; }
+
+    public PretrainState Run(bool resume, CancellationToken cancel = default)
+    {
+        Directory.CreateDirectory(runDir);
+        torch.set_num_threads(Math.Max(1, settings.Threads));
+        var synth = new SynthOptions { Size = config.Resolution, MinLayers = settings.MinLayers, MaxLayers = settings.MaxLayers, Seed = settings.Seed };
+        LayeredModel model;
+        PretrainState state;
+        if (resume && PretrainCheckpoint.Exists(runDir))
+        {
+            model = LayeredModel.Load(Path.Combine(PretrainCheckpoint.PathIn(runDir), "model"));
+            state = PretrainCheckpoint.LoadState(runDir);
+            log.WriteLine($"resuming at stage {state.Stage}, step {state.Step}");
+        }
+        else
+        {
+            // The vocabulary comes from the captions the generator writes (a fixed, small set of words).
+            var captions = new SynthGenerator(synth).Generate(0, 2000).Select(s => s.Caption);
+            model = LayeredModel.Create(config, WordTokenizer.Build(captions), settings.Seed);
+            state = new PretrainState();
+        }
+
+        budget = MaxStepsThisRun ?? int.MaxValue;
+        secondsBefore = state.Seconds;
+        clock.Restart();
+        if (state.Stage == PretrainStages.Vae)
+        {
+            state = TrainVae(model, synth, state, resume, cancel);
+        }
+
+        if (state.Stage == PretrainStages.Transformer && budget > 0)
+        {
+            state = TrainTransformer(model, synth, state, resume, cancel);
+        }
+
+        model.Dispose();
+        return state;
+    }
+
+    private PretrainState TrainVae(LayeredModel model, SynthOptions synth, PretrainState state, bool resume, CancellationToken cancel)
+    {
+        var vae = model.Vae;
+        vae.train();
+        var opt = optim.AdamW(vae.parameters(), lr: settings.VaeLearningRate, weight_decay: 0.0);
+        if (resume && state.Step > 0)
+        {
+            PretrainCheckpoint.LoadOptimizer(runDir, opt);
+        }
+
+        var batches = new SynthBatches(synth, settings.VaeBatchSize);
+        for (int step = state.Step; step < settings.VaeSteps; step++)
+        {
+            if (budget-- <= 0 || cancel.IsCancellationRequested)
+            {
+                return Checkpoint(model, opt, state with { Step = step, Seconds = Elapsed });
+            }
+
+            SetLr(opt, settings.VaeLearningRate, step, settings.VaeSteps, warmup: 50);
+            double loss;
+            using (var scope = NewDisposeScope())
+            {
+                // Every layer and the composite of each design: the VAE must reconstruct sparse alpha layers as well as full images.
+                var images = cat(batches.At(step).Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
+                opt.zero_grad();
+                var z = vae.EncodeMean(images);
+                var recon = vae.Decode(z);
+                var l = nn.functional.l1_loss(recon, images) + (1e-4 * z.pow(2).mean());
+                l.backward();
+                nn.utils.clip_grad_norm_(vae.parameters(), settings.GradClip);
+                opt.step();
+                loss = l.item<float>();
+            }
+
+            state.VaeLosses.Add([step, loss]);
+            Report("vae", step, settings.VaeSteps, loss);
+            if ((step + 1) % settings.CheckpointEvery == 0)
+            {
+                state = Checkpoint(model, opt, state with { Step = step + 1, Seconds = Elapsed });
+            }
+        }
+
+        vae.eval();
+        var (mean, std) = LatentStatistics(model, synth);
+        model.SetLatentStatistics(mean, std);
+        log.WriteLine($"latent statistics: mean [{string.Join(", ", mean.Select(m => m.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}], std [{string.Join(", ", std.Select(m => m.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}]");
+        opt.Dispose();
+        var next = state with { Stage = PretrainStages.Transformer, Step = 0, Seconds = Elapsed };
+        using var freshOpt = TransformerOptimizer(model);
+        return Checkpoint(model, freshOpt, next);
+    }
+
+    private PretrainState TrainTransformer(LayeredModel model, SynthOptions synth, PretrainState state, bool resume, CancellationToken cancel)
+    {
+        var transformer = model.Transformer;
+        var text = (TinyTextEncoder)model.Prompts;
+        model.Vae.eval();
+        transformer.train();
+        text.train();
+        using var opt = TransformerOptimizer(model);
+        if (resume && state.Step > 0)
+        {
+            PretrainCheckpoint.LoadOptimizer(runDir, opt);
+        }
+
+        var batches = new SynthBatches(synth, settings.BatchSize);
+        for (int step = state.Step; step < settings.TransformerSteps; step++)
+        {
+            if (budget-- <= 0 || cancel.IsCancellationRequested)
+            {
+                return Checkpoint(model, opt, state with { Step = step, Seconds = Elapsed });
+            }
+
+            SetLr(opt, settings.LearningRate, step, settings.TransformerSteps, settings.WarmupSteps);
+            double loss;
+            using (var scope = NewDisposeScope())
+            {
+                var samples = batches.At(step);
+                var gen = new Generator(seed: unchecked((ulong)StepSeed(2, step)));
+                opt.zero_grad();
+                var l = FlowMatchingLoss(model, samples, gen);
+                l.backward();
+                nn.utils.clip_grad_norm_(transformer.parameters().Concat(text.parameters()), settings.GradClip);
+                opt.step();
+                loss = l.item<float>();
+            }
+
+            state.TransformerLosses.Add([step, loss]);
+            Report("transformer", step, settings.TransformerSteps, loss);
+            if ((step + 1) % settings.CheckpointEvery == 0 || step + 1 == settings.TransformerSteps)
+            {
+                state = Checkpoint(model, opt, state with { Step = step + 1, Seconds = Elapsed });
+            }
+        }
+
+        return Checkpoint(model, opt, state with { Stage = PretrainStages.Done, Step = settings.TransformerSteps, Seconds = Elapsed });
+    }
+
+    /// <summary>The layered flow-matching loss of one batch (all samples share the layer count).</summary>
+    public Tensor FlowMatchingLoss(LayeredModel model, IReadOnlyList<SynthSample> samples, Generator gen)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(samples);
+        int b = samples.Count;
+        int n = samples[0].Stack.Count;
+        Tensor x0;
+        using (no_grad())
+        {
+            var images = cat(samples.Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
+            var z = model.Vae.Normalize(model.Vae.EncodeMean(images));
+            x0 = z.view(b, n + 1, z.shape[1], z.shape[2], z.shape[3]);
+        }
+
+        int c = (int)x0.shape[2], h = (int)x0.shape[3], w = (int)x0.shape[4];
+        var sigma = sigmoid((randn([b], generator: gen) * (float)settings.LogitStd) + (float)settings.LogitMean);
+        var noise = randn(x0.shape, generator: gen);
+        var s = sigma.view(b, 1, 1, 1, 1);
+        var xt = ((1 - s) * x0) + (s * noise);
+        var target = noise - x0;
+
+        var condition = LatentPacking.Pack(x0.narrow(1, 0, 1));
+        var tokens = LatentPacking.AppendCondition(LatentPacking.Pack(xt), condition);
+        var frames = FrameShape.Layered(n, h / LatentPacking.PatchSize, w / LatentPacking.PatchSize);
+        var drop = rand([b], generator: gen);
+        var captions = samples.Select((smp, i) => drop[i].item<float>() < settings.CaptionDropout ? string.Empty : smp.Caption).ToArray();
+        var text = model.Prompts.Encode(captions);
+        var pred = model.Transformer.forward(tokens, text.Embeddings, text.Mask, sigma, frames);
+        long outputTokens = (n + 1L) * LatentPacking.TokensPerFrame(h, w);
+        var v = LatentPacking.Unpack(LatentPacking.OutputPart(pred, outputTokens), n + 1, c, h, w);
+        return nn.functional.mse_loss(v, target);
+    }
+
+    private AdamW TransformerOptimizer(LayeredModel model) =>
+        optim.AdamW(model.Transformer.parameters().Concat(((TinyTextEncoder)model.Prompts).parameters()), lr: settings.LearningRate, weight_decay: settings.WeightDecay);
+
+    private static (double[] Mean, double[] Std) LatentStatistics(LayeredModel model, SynthOptions synth)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var samples = new SynthGenerator(synth with { Seed = synth.Seed + 7919 }).Generate(0, 64);
+        var images = cat(samples.Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
+        var z = model.Vae.EncodeMean(images).transpose(0, 1).reshape(model.Vae.Config.ZDim, -1);
+        var mean = z.mean([1]).to(float64).data<double>().ToArray();
+        var std = z.std(1).clamp_min(1e-3).to(float64).data<double>().ToArray();
+        return (mean, std);
+    }
+
+    /// <summary>[composite, layer 0, ..., layer N-1]: frame 0 of the model is the composite of the design.</summary>
+    private static LayerStack WithComposite(LayerStack stack) =>
+        new([new Layer("composite", stack.Composite()), .. stack.Layers]);
+
+    private long StepSeed(int stage, int step) => ((long)settings.Seed * 1_000_003L) + (stage * 100_000_000L) + step;
+
+    private static void SetLr(AdamW opt, double baseLr, int step, int total, int warmup)
+    {
+        double lr = step < warmup
+            ? baseLr * (step + 1) / warmup
+            : baseLr * 0.5 * (1 + Math.Cos(Math.PI * (step - warmup) / Math.Max(1, total - warmup)));
+        foreach (var g in opt.ParamGroups)
+        {
+            g.LearningRate = Math.Max(lr, baseLr * 0.02);
+        }
+    }
+
+    private PretrainState Checkpoint(LayeredModel model, AdamW opt, PretrainState state)
+    {
+        PretrainCheckpoint.Save(runDir, model, opt, state);
+        return state;
+    }
+
+    private void Report(string stage, int step, int total, double loss)
+    {
+        if (step % 25 == 0 || step + 1 == total)
+        {
+            double elapsed = Elapsed;
+            log.WriteLine($"{stage} step {step + 1}/{total} loss {loss:F4} ({elapsed / 60:F1} min)");
+        }
+    }
+}
