@@ -97,7 +97,7 @@ public sealed class TinyPretrainer
                 return Checkpoint(model, opt, state with { Step = step, Seconds = Elapsed });
             }
 
-            SetLr(opt, settings.VaeLearningRate, step, settings.VaeSteps, warmup: 50);
+            SetLr(opt, settings.VaeLearningRate, step, settings.VaeSteps, warmup: Math.Min(50, Math.Max(1, settings.VaeSteps / 10)));
             double loss;
             using (var scope = NewDisposeScope())
             {

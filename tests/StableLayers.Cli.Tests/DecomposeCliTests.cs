@@ -1,0 +1,81 @@
+using StableLayers.Cli;
+using StableLayers.Core.Formats;
+using StableLayers.Core.Imaging;
+using StableLayers.Model;
+using StableLayers.Model.Text;
+using StableLayers.Model.Transformer;
+using StableLayers.Model.Vae;
+using StableLayers.TestSupport;
+
+namespace StableLayers.Cli.Tests;
+
+public class DecomposeCliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = StableLayersCli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    private static string WriteRandomModel(string dir)
+    {
+        var config = new LayeredModelConfig
+        {
+            Name = "random",
+            Resolution = 32,
+            Transformer = TransformerConfig.Tiny(layers: 1, heads: 2, headDim: 16, textDim: 16, inChannels: 16, outChannels: 4),
+            Vae = VaeConfig.Tiny(baseDim: 8, zDim: 4, dimMult: [1, 2]),
+            TextEncoder = new TinyTextEncoderConfig { HiddenSize = 16, NumHeads = 2, NumLayers = 1 },
+        };
+        using var model = LayeredModel.Create(config, WordTokenizer.Build(["a red circle"]), seed: 1);
+        model.Save(dir);
+        return dir;
+    }
+
+    [Fact]
+    public void DecomposesAFolderOfImagesIntoEveryFormatAndReportsBadImages()
+    {
+        using var tmp = new TempDir();
+        string model = WriteRandomModel(tmp.File("model"));
+        var images = tmp.File("images");
+        Directory.CreateDirectory(images);
+        var img = new RgbaImage(40, 24);
+        new Random(2).NextBytes(img.Pixels);
+        PngCodec.Write(Path.Combine(images, "a.png"), img);
+        File.WriteAllText(Path.Combine(images, "broken.png"), "not an image");
+        var (code, stdout, err) = Run("decompose", images, "--layers", "3", "--steps", "2", "--model", model, "--out", tmp.File("out"), "--format", "folder,psd,ora");
+        Assert.Equal(2, code);
+        Assert.Contains("broken.png", err);
+        Assert.Contains("a.png: 3 layers", stdout);
+        var stack = LayeredFolder.Read(tmp.File("out/a"));
+        Assert.Equal(3, stack.Count);
+        Assert.Equal(40, stack.Width);
+        Assert.True(File.Exists(tmp.File("out/a/input.png")));
+        Assert.Equal(3, LayeredFile.Read(tmp.File("out/a.psd")).Count);
+        Assert.Equal(3, LayeredFile.Read(tmp.File("out/a.ora")).Count);
+    }
+
+    [Fact]
+    public void BadOptionsAreBadInput()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(2, Run("decompose", tmp.File("missing.png"), "--out", tmp.File("o")).Code);
+        Assert.Equal(2, Run("decompose", tmp.Path, "--out", tmp.File("o"), "--format", "tiff").Code);
+        Assert.Equal(2, Run("decompose", tmp.Path, "--out", tmp.File("o"), "--layers", "0").Code);
+        PngCodec.Write(tmp.File("x.png"), RgbaImage.Filled(8, 8, 1, 2, 3, 255));
+        var (code, _, err) = Run("decompose", tmp.File("x.png"), "--out", tmp.File("o"), "--model", tmp.File("nomodel"));
+        Assert.Equal(2, code);
+        Assert.Contains("nomodel", err);
+    }
+
+    [Fact]
+    public void PretrainRejectsPresetWithoutPretrainSection()
+    {
+        using var tmp = new TempDir();
+        var (code, _, err) = Run("pretrain", "--config", Path.Combine(TestData.RepoRoot, "configs", "qwen-image-layered.json"), "--out", tmp.File("m"));
+        Assert.Equal(2, code);
+        Assert.Contains("pretrain", err);
+    }
+}
