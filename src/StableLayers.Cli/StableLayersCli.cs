@@ -30,6 +30,7 @@ public static class StableLayersCli
             SynthCommand.Build(),
             PretrainCommand.Build(),
             DecomposeCommand.Build(),
+            GridCommand.Build(),
         };
         return root;
     }

@@ -58,6 +58,26 @@ public class DecomposeCliTests
     }
 
     [Fact]
+    public void DecomposesALayeredDatasetKeepingNamesAndLayerCountsThenEvaluates()
+    {
+        using var tmp = new TempDir();
+        string model = WriteRandomModel(tmp.File("model"));
+        Assert.Equal(0, Run("synth", "--count", "3", "--seed", "9", "--size", "32", "--layers", "2-4", "--out", tmp.File("gt")).Code);
+        var (code, _, err) = Run("decompose", tmp.File("gt"), "--steps", "2", "--model", model, "--out", tmp.File("pred"));
+        Assert.True(code == 0, err);
+        foreach (var sample in Directory.GetDirectories(tmp.File("gt")))
+        {
+            var gt = LayeredFolder.Read(sample);
+            var pred = LayeredFolder.Read(Path.Combine(tmp.File("pred"), Path.GetFileName(sample)));
+            Assert.Equal(gt.Count, pred.Count);
+        }
+
+        var eval = Run("eval", "--pred", tmp.File("pred"), "--gt", tmp.File("gt"), "--out", tmp.File("eval"));
+        Assert.Equal(0, eval.Code);
+        Assert.Contains("evaluated 3 samples (0 failed)", eval.Out);
+    }
+
+    [Fact]
     public void BadOptionsAreBadInput()
     {
         using var tmp = new TempDir();

@@ -15,8 +15,8 @@ public static class DecomposeCommand
 
     public static Command Build()
     {
-        var inputs = new Argument<string[]>("images") { Description = "Image files or folders of images", Arity = ArgumentArity.OneOrMore };
-        var layers = new Option<int>("--layers") { Description = "Number of output layers (background included)", DefaultValueFactory = _ => 4 };
+        var inputs = new Argument<string[]>("images") { Description = "Image files, folders of images, or a folder of layered samples (each sample's composite.png is decomposed, keeping its name)", Arity = ArgumentArity.OneOrMore };
+        var layers = new Option<int?>("--layers") { Description = "Number of output layers, background included (default 4; for layered samples, each sample's own layer count)" };
         var model = new Option<DirectoryInfo?>("--model") { Description = "Model folder (default: the shipped tiny base, models/tiny-base)" };
         var steps = new Option<int>("--steps") { Description = "Sampling steps", DefaultValueFactory = _ => 20 };
         var sampler = new Option<string>("--sampler") { Description = "euler or heun", DefaultValueFactory = _ => "euler" };
@@ -42,19 +42,18 @@ public static class DecomposeCommand
                 }
             }
 
-            int n = parse.GetValue(layers);
-            if (n is < 1 or > 16)
+            int? requested = parse.GetValue(layers);
+            if (requested is < 1 or > 16)
             {
-                throw new BadInputException("--layers", $"must be 1..16, got {n}");
+                throw new BadInputException("--layers", $"must be 1..16, got {requested}");
             }
 
-            var files = ExpandInputs(parse.GetRequiredValue(inputs));
+            var jobs = ExpandInputs(parse.GetRequiredValue(inputs));
             string modelDir = parse.GetValue(model)?.FullName ?? DefaultModelDir();
             using var loaded = LayeredModel.Load(modelDir);
             var decomposer = new LayeredDecomposer(loaded);
             var options = new DecomposeOptions
             {
-                Layers = n,
                 Steps = parse.GetValue(steps),
                 Sampler = parse.GetValue(sampler) == "heun" ? SamplerKind.Heun : SamplerKind.Euler,
                 Cfg = parse.GetValue(cfgScale),
@@ -64,14 +63,13 @@ public static class DecomposeCommand
             string outDir = parse.GetRequiredValue(output).FullName;
             var stdout = parse.InvocationConfiguration.Output;
             int failed = 0;
-            foreach (var file in files)
+            foreach (var (file, id, sampleLayers) in jobs)
             {
                 try
                 {
                     var sw = Stopwatch.StartNew();
                     var image = PngCodec.Read(file);
-                    var stack = decomposer.Decompose(image, options);
-                    string id = Path.GetFileNameWithoutExtension(file);
+                    var stack = decomposer.Decompose(image, options with { Layers = requested ?? sampleLayers ?? 4 });
                     string dir = Path.Combine(outDir, id);
                     var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} (model {Path.GetFileName(modelDir)}, seed {options.Seed})", null);
                     if (formats.Contains("folder") || formats.Length == 0)
@@ -121,18 +119,29 @@ public static class DecomposeCommand
         return Path.Combine(Environment.CurrentDirectory, "models", "tiny-base");
     }
 
-    private static List<string> ExpandInputs(IEnumerable<string> inputs)
+    /// <summary>Files to decompose with their output id and, for layered samples, their ground-truth layer count.</summary>
+    private static List<(string File, string Id, int? Layers)> ExpandInputs(IEnumerable<string> inputs)
     {
-        var files = new List<string>();
+        var jobs = new List<(string, string, int?)>();
         foreach (var input in inputs)
         {
             if (Directory.Exists(input))
             {
-                files.AddRange(Directory.GetFiles(input).Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal));
+                var samples = Directory.GetDirectories(input).Where(LayeredFolder.IsLayeredFolder).Order(StringComparer.Ordinal).ToList();
+                foreach (var sample in samples)
+                {
+                    LayeredFolder.Read(sample, out var manifest);
+                    jobs.Add((Path.Combine(sample, LayeredFolder.CompositeFile), Path.GetFileName(sample), manifest.Layers.Count));
+                }
+
+                jobs.AddRange(Directory.GetFiles(input)
+                    .Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                    .Order(StringComparer.Ordinal)
+                    .Select(f => (f, Path.GetFileNameWithoutExtension(f), (int?)null)));
             }
             else if (File.Exists(input))
             {
-                files.Add(input);
+                jobs.Add((input, Path.GetFileNameWithoutExtension(input), null));
             }
             else
             {
@@ -140,11 +149,11 @@ public static class DecomposeCommand
             }
         }
 
-        if (files.Count == 0)
+        if (jobs.Count == 0)
         {
             throw new BadInputException(string.Join(", ", inputs), "no images found");
         }
 
-        return files;
+        return jobs;
     }
 }
