@@ -55,3 +55,21 @@ public class ImageResizeTests
         Assert.Equal(Math.Round(((100 * .25) + (200 * .75) + (50 * .75)) / 1.75), r.Pixels[4], 0);
     }
 }
+
+public class LayerGridTests
+{
+    [Fact]
+    public void GridHasOneRowPerSampleAndACellPerLayerPlusInput()
+    {
+        var stack = new StableLayers.Core.Layers.LayerStack(RgbaImage.Filled(20, 10, 255, 0, 0, 255), new RgbaImage(20, 10));
+        var grid = StableLayers.Core.Layers.LayerGrid.Render([(null, stack), (null, stack)], cell: 16, gap: 2);
+        Assert.Equal((3 * 18) + 2, grid.Width);
+        Assert.Equal((2 * 18) + 2, grid.Height);
+        Assert.True(grid.IsOpaque());
+        // The transparent layer's cell shows the checkerboard (grey and white), the red layer's cell is red.
+        int Px(int x, int y) => ((y * grid.Width) + x) * 4;
+        Assert.Equal(255, grid.Pixels[Px(20 + 8, 2 + 8)]);
+        Assert.Equal(0, grid.Pixels[Px(20 + 8, 2 + 8) + 1]);
+        Assert.Equal(204, grid.Pixels[Px(38 + 1, 2 + 1)]);
+    }
+}

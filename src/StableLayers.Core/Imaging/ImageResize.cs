@@ -1,3 +1,5 @@
+using StableLayers.Core.Layers;
+
 namespace StableLayers.Core.Imaging;
 
 /// <summary>
@@ -68,7 +70,7 @@ public static class ImageResize
 
                 int o = ((y * width) + x) * 4;
                 float a = Math.Clamp(px[3], 0f, 1f);
-                byte ab = ToByte(a);
+                byte ab = Compositor.ToByte(a);
                 if (ab == 0)
                 {
                     continue;
@@ -76,7 +78,7 @@ public static class ImageResize
 
                 for (int c = 0; c < 3; c++)
                 {
-                    dst.Pixels[o + c] = ToByte(px[c] / a);
+                    dst.Pixels[o + c] = Compositor.ToByte(px[c] / a);
                 }
 
                 dst.Pixels[o + 3] = ab;
@@ -85,8 +87,6 @@ public static class ImageResize
 
         return dst;
     }
-
-    private static byte ToByte(float v) => (byte)Math.Clamp((int)MathF.Round(v * 255f, MidpointRounding.AwayFromZero), 0, 255);
 
     /// <summary>For each output index: first source index and normalised kernel weights.</summary>
     private static (int Start, float[] Weights)[] Weights(int srcSize, int dstSize)
