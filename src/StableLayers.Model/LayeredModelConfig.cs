@@ -109,6 +109,9 @@ public sealed record PretrainSettings
 
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 8;
 
+    /// <summary>Steps of decoder-only VAE fine-tuning after the transformer (the latent space stays fixed).</summary>
+    [JsonPropertyName("decoder_steps")] public int DecoderSteps { get; init; }
+
     [JsonPropertyName("lr")] public double LearningRate { get; init; } = 1e-3;
 
     [JsonPropertyName("warmup_steps")] public int WarmupSteps { get; init; } = 200;

@@ -11,7 +11,7 @@ namespace StableLayers.Training.Tests;
 
 public class TinyPretrainerTests
 {
-    private static LayeredModelConfig Config(int vaeSteps, int transformerSteps) => new()
+    private static LayeredModelConfig Config(int vaeSteps, int transformerSteps, int decoderSteps = 0) => new()
     {
         Name = "test",
         Resolution = 16,
@@ -23,6 +23,7 @@ public class TinyPretrainerTests
             VaeSteps = vaeSteps,
             VaeBatchSize = 2,
             TransformerSteps = transformerSteps,
+            DecoderSteps = decoderSteps,
             BatchSize = 2,
             WarmupSteps = 2,
             CheckpointEvery = 1000,
@@ -71,7 +72,7 @@ public class TinyPretrainerTests
     {
         using var a = new TempDir();
         using var b = new TempDir();
-        var config = Config(3, 4);
+        var config = Config(3, 4, decoderSteps: 2);
         var straight = new TinyPretrainer(config, a.Path, TextWriter.Null).Run(resume: false);
         Assert.Equal(PretrainStages.Done, straight.Stage);
 
@@ -83,11 +84,13 @@ public class TinyPretrainerTests
 
         using var ma = LayeredModel.Load(Path.Combine(PretrainCheckpoint.PathIn(a.Path), "model"));
         using var mb = LayeredModel.Load(Path.Combine(PretrainCheckpoint.PathIn(b.Path), "model"));
-        var pa = ma.Transformer.state_dict();
-        var pb = mb.Transformer.state_dict();
-        foreach (var (name, t) in pa)
+        Assert.Equal(straight.DecoderLosses.Select(p => p[1]), resumed.DecoderLosses.Select(p => p[1]));
+        foreach (var (a1, b1) in new[] { (ma.Transformer.state_dict(), mb.Transformer.state_dict()), (ma.Vae.state_dict(), mb.Vae.state_dict()) })
         {
-            Assert.True(t.equal(pb[name]).all().item<bool>(), $"{name} differs after resume");
+            foreach (var (name, t) in a1)
+            {
+                Assert.True(t.equal(b1[name]).all().item<bool>(), $"{name} differs after resume");
+            }
         }
     }
 }

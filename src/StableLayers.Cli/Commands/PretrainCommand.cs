@@ -70,6 +70,7 @@ public static class PretrainCommand
         {
             ["VAE reconstruction (L1)"] = state.VaeLosses.Select(p => ((long)p[0], p[1])).ToList(),
             ["transformer flow matching (MSE)"] = state.TransformerLosses.Select(p => ((long)p[0], p[1])).ToList(),
+            ["VAE decoder fine-tuning (L1)"] = state.DecoderLosses.Select(p => ((long)p[0], p[1])).ToList(),
         };
         LossCurvePlot.Save(Path.Combine(run, "loss_curve.png"), "tiny base pretraining", series);
     }

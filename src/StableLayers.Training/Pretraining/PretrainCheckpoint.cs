@@ -17,6 +17,8 @@ public sealed record PretrainState
 
     [JsonPropertyName("transformer_losses")] public List<double[]> TransformerLosses { get; init; } = [];
 
+    [JsonPropertyName("decoder_losses")] public List<double[]> DecoderLosses { get; init; } = [];
+
     [JsonPropertyName("seconds")] public double Seconds { get; init; }
 }
 
@@ -24,6 +26,7 @@ public static class PretrainStages
 {
     public const string Vae = "vae";
     public const string Transformer = "transformer";
+    public const string Decoder = "decoder";
     public const string Done = "done";
 }
 

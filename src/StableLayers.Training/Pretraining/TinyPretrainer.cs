@@ -75,6 +75,11 @@ public sealed class TinyPretrainer
             state = TrainTransformer(model, synth, state, resume, cancel);
         }
 
+        if (state.Stage == PretrainStages.Decoder && budget > 0)
+        {
+            state = TrainDecoder(model, synth, state, resume, cancel);
+        }
+
         model.Dispose();
         return state;
     }
@@ -174,8 +179,73 @@ public sealed class TinyPretrainer
             }
         }
 
-        return Checkpoint(model, opt, state with { Stage = PretrainStages.Done, Step = settings.TransformerSteps, Seconds = Elapsed });
+        string next = settings.DecoderSteps > 0 ? PretrainStages.Decoder : PretrainStages.Done;
+        if (next == PretrainStages.Decoder)
+        {
+            using var decoderOpt = DecoderOptimizer(model);
+            return Checkpoint(model, decoderOpt, state with { Stage = next, Step = 0, Seconds = Elapsed });
+        }
+
+        return Checkpoint(model, opt, state with { Stage = next, Step = settings.TransformerSteps, Seconds = Elapsed });
     }
+
+    /// <summary>
+    /// Fine-tunes the VAE decoder alone, encoder frozen: the latent space the transformer learned stays
+    /// exactly the same, while reconstruction (the floor under every layer's error) improves.
+    /// </summary>
+    private PretrainState TrainDecoder(LayeredModel model, SynthOptions synth, PretrainState state, bool resume, CancellationToken cancel)
+    {
+        var vae = model.Vae;
+        vae.eval();
+        using var opt = DecoderOptimizer(model);
+        if (resume && state.Step > 0)
+        {
+            PretrainCheckpoint.LoadOptimizer(runDir, opt);
+        }
+
+        // Batches from a separate part of the stream (seed + 1) so the decoder also sees designs the VAE stage did not.
+        var batches = new SynthBatches(synth with { Seed = synth.Seed + 1 }, settings.VaeBatchSize);
+        for (int step = state.Step; step < settings.DecoderSteps; step++)
+        {
+            if (budget-- <= 0 || cancel.IsCancellationRequested)
+            {
+                return Checkpoint(model, opt, state with { Step = step, Seconds = Elapsed });
+            }
+
+            SetLr(opt, settings.VaeLearningRate * 0.5, step, settings.DecoderSteps, warmup: Math.Min(50, Math.Max(1, settings.DecoderSteps / 10)));
+            double loss;
+            using (var scope = NewDisposeScope())
+            {
+                var images = cat(batches.At(step).Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
+                Tensor z;
+                using (no_grad())
+                {
+                    z = vae.EncodeMean(images);
+                }
+
+                opt.zero_grad();
+                var l = nn.functional.l1_loss(vae.Decode(z), images);
+                l.backward();
+                nn.utils.clip_grad_norm_(DecoderParameters(model), settings.GradClip);
+                opt.step();
+                loss = l.item<float>();
+            }
+
+            state.DecoderLosses.Add([step, loss]);
+            Report("decoder", step, settings.DecoderSteps, loss);
+            if ((step + 1) % settings.CheckpointEvery == 0)
+            {
+                state = Checkpoint(model, opt, state with { Step = step + 1, Seconds = Elapsed });
+            }
+        }
+
+        return Checkpoint(model, opt, state with { Stage = PretrainStages.Done, Step = settings.DecoderSteps, Seconds = Elapsed });
+    }
+
+    private static IEnumerable<TorchSharp.Modules.Parameter> DecoderParameters(LayeredModel model) =>
+        model.Vae.named_parameters().Where(p => p.name.StartsWith("decoder.", StringComparison.Ordinal) || p.name.StartsWith("post_quant_conv.", StringComparison.Ordinal)).Select(p => p.parameter);
+
+    private AdamW DecoderOptimizer(LayeredModel model) => optim.AdamW(DecoderParameters(model), lr: settings.VaeLearningRate * 0.5, weight_decay: 0.0);
 
     /// <summary>The layered flow-matching loss of one batch (all samples share the layer count).</summary>
     public Tensor FlowMatchingLoss(LayeredModel model, IReadOnlyList<SynthSample> samples, Generator gen)
