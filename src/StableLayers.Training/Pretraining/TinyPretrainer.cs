@@ -111,7 +111,8 @@ public sealed class TinyPretrainer
                 opt.zero_grad();
                 var z = vae.EncodeMean(images);
                 var recon = vae.Decode(z);
-                var l = nn.functional.l1_loss(recon, images) + (1e-4 * z.pow(2).mean());
+                // L1 alone settles on the median colour (grey) across diverse designs; the squared term pulls colour in.
+                var l = nn.functional.l1_loss(recon, images) + nn.functional.mse_loss(recon, images) + (1e-4 * z.pow(2).mean());
                 l.backward();
                 nn.utils.clip_grad_norm_(vae.parameters(), settings.GradClip);
                 opt.step();
