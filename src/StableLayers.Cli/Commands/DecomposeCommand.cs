@@ -130,8 +130,7 @@ public static class DecomposeCommand
                 var samples = Directory.GetDirectories(input).Where(LayeredFolder.IsLayeredFolder).Order(StringComparer.Ordinal).ToList();
                 foreach (var sample in samples)
                 {
-                    LayeredFolder.Read(sample, out var manifest);
-                    jobs.Add((Path.Combine(sample, LayeredFolder.CompositeFile), Path.GetFileName(sample), manifest.Layers.Count));
+                    jobs.Add((Path.Combine(sample, LayeredFolder.CompositeFile), Path.GetFileName(sample), LayeredFolder.ReadManifestOf(sample).Layers.Count));
                 }
 
                 jobs.AddRange(Directory.GetFiles(input)

@@ -61,19 +61,10 @@ public static class LayeredFolder
         }
 
         string manifestPath = Path.Combine(dir, ManifestFile);
-        if (File.Exists(manifestPath))
+        manifest = ReadManifestOf(dir);
+        if (!File.Exists(manifestPath) && manifest.Layers.Count == 0)
         {
-            manifest = ReadManifest(manifestPath);
-        }
-        else
-        {
-            var files = Directory.EnumerateFiles(dir, "layer_*.png").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
-            if (files.Count == 0)
-            {
-                throw new BadInputException(dir, "no layers.json and no layer_*.png files");
-            }
-
-            manifest = new LayeredFolderManifest { Layers = files.Select(f => new LayeredFolderManifest.LayerEntry(f!, Path.GetFileNameWithoutExtension(f))).ToList() };
+            throw new BadInputException(dir, "no layers.json and no layer_*.png files");
         }
 
         if (manifest.Layers.Count == 0)
@@ -164,6 +155,19 @@ public static class LayeredFolder
 
         // The manifest goes last: a folder with a manifest is complete.
         AtomicFile.WriteAllText(Path.Combine(dir, ManifestFile), JsonSerializer.Serialize(manifest, JsonOptions));
+    }
+
+    /// <summary>The folder's manifest alone (no pixels read): layers.json, or one built from the layer_*.png names.</summary>
+    public static LayeredFolderManifest ReadManifestOf(string dir)
+    {
+        string path = Path.Combine(dir, ManifestFile);
+        if (File.Exists(path))
+        {
+            return ReadManifest(path);
+        }
+
+        var files = Directory.EnumerateFiles(dir, "layer_*.png").Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToList();
+        return new LayeredFolderManifest { Layers = files.Select(f => new LayeredFolderManifest.LayerEntry(f, Path.GetFileNameWithoutExtension(f))).ToList() };
     }
 
     private static LayeredFolderManifest ReadManifest(string path)
