@@ -107,7 +107,7 @@ public sealed class TinyPretrainer
             using (var scope = NewDisposeScope())
             {
                 // Every layer and the composite of each design: the VAE must reconstruct sparse alpha layers as well as full images.
-                var images = cat(batches.At(step).Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
+                var images = Frames(batches.At(step));
                 opt.zero_grad();
                 var z = vae.EncodeMean(images);
                 var recon = vae.Decode(z);
@@ -217,7 +217,7 @@ public sealed class TinyPretrainer
             double loss;
             using (var scope = NewDisposeScope())
             {
-                var images = cat(batches.At(step).Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
+                var images = Frames(batches.At(step));
                 Tensor z;
                 using (no_grad())
                 {
@@ -258,7 +258,7 @@ public sealed class TinyPretrainer
         Tensor x0;
         using (no_grad())
         {
-            var images = cat(samples.Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
+            var images = Frames(samples);
             var z = model.Vae.Normalize(model.Vae.EncodeMean(images));
             x0 = z.view(b, n + 1, z.shape[1], z.shape[2], z.shape[3]);
         }
@@ -290,12 +290,16 @@ public sealed class TinyPretrainer
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var samples = new SynthGenerator(synth with { Seed = synth.Seed + 7919 }).Generate(0, 64);
-        var images = cat(samples.Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
+        var images = Frames(samples);
         var z = model.Vae.EncodeMean(images).transpose(0, 1).reshape(model.Vae.Config.ZDim, -1);
         var mean = z.mean([1]).to(float64).data<double>().ToArray();
         var std = z.std(1).clamp_min(1e-3).to(float64).data<double>().ToArray();
         return (mean, std);
     }
+
+    /// <summary>Every design's frames stacked: [sum(N+1), 4, H, W] in [-1,1].</summary>
+    private static Tensor Frames(IEnumerable<SynthSample> samples) =>
+        cat(samples.Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
 
     /// <summary>[composite, layer 0, ..., layer N-1]: frame 0 of the model is the composite of the design.</summary>
     private static LayerStack WithComposite(LayerStack stack) =>
