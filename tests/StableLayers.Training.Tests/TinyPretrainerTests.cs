@@ -93,4 +93,26 @@ public class TinyPretrainerTests
             }
         }
     }
+
+    [Fact]
+    public void ContinuedPretrainingStartsFromAModelFolderAndKeepsItsVae()
+    {
+        using var first = new TempDir();
+        using var second = new TempDir();
+        new TinyPretrainer(Config(3, 2), first.Path, TextWriter.Null).Run(resume: false);
+        string model = Path.Combine(PretrainCheckpoint.PathIn(first.Path), "model");
+        var state = new TinyPretrainer(Config(0, 3), second.Path, TextWriter.Null) { InitFrom = model }.Run(resume: false);
+        Assert.Equal(PretrainStages.Done, state.Stage);
+        Assert.Empty(state.VaeLosses);
+        Assert.Equal(3, state.TransformerLosses.Count);
+        using var before = LayeredModel.Load(model);
+        using var after = LayeredModel.Load(Path.Combine(PretrainCheckpoint.PathIn(second.Path), "model"));
+        foreach (var (name, t) in before.Vae.state_dict())
+        {
+            Assert.True(t.equal(after.Vae.state_dict()[name]).all().item<bool>(), $"VAE {name} changed");
+        }
+
+        Assert.Equal(before.Vae.Config.LatentsStd, after.Vae.Config.LatentsStd);
+        Assert.False(before.Transformer.state_dict()["proj_out.weight"].equal(after.Transformer.state_dict()["proj_out.weight"]).all().item<bool>());
+    }
 }

@@ -16,9 +16,10 @@ public static class PretrainCommand
         var runDir = new Option<DirectoryInfo?>("--run-dir") { Description = "Checkpoints and logs (default: <out>.run)" };
         var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
         var maxSteps = new Option<int?>("--max-steps") { Description = "Stop after this many steps in this call (checkpointed; continue with --resume)" };
+        var initFrom = new Option<DirectoryInfo?>("--init-from") { Description = "Start from a trained model folder (continued pretraining: transformer stage, VAE kept)" };
         var cmd = new Command("pretrain", "Pretrain the tiny base model (RGBA VAE, then transformer + text encoder) on synthetic designs")
         {
-            config, output, runDir, resume, maxSteps,
+            config, output, runDir, resume, maxSteps, initFrom,
         };
         cmd.SetAction((parse, cancel) =>
         {
@@ -33,7 +34,7 @@ public static class PretrainCommand
             string run = parse.GetValue(runDir)?.FullName ?? outDir.TrimEnd('/') + ".run";
             CheckWritable(run);
             var stdout = parse.InvocationConfiguration.Output;
-            var trainer = new TinyPretrainer(cfg, run, stdout) { MaxStepsThisRun = parse.GetValue(maxSteps) };
+            var trainer = new TinyPretrainer(cfg, run, stdout) { MaxStepsThisRun = parse.GetValue(maxSteps), InitFrom = parse.GetValue(initFrom)?.FullName };
             var state = trainer.Run(parse.GetValue(resume), cancel);
             SaveCurves(run, state);
             if (state.Stage != PretrainStages.Done)

@@ -38,6 +38,12 @@ public sealed class TinyPretrainer
         this.log = log;
     }
 
+    /// <summary>
+    /// Starts a new run from a trained model folder instead of random weights, at the transformer stage
+    /// (its VAE and latent statistics are kept): continued pretraining with a new schedule.
+    /// </summary>
+    public string? InitFrom { get; init; }
+
     /// <summary>Stops (after a checkpoint) once this many steps ran in this call; for tests and time-boxed sessions.</summary>
     public int? MaxStepsThisRun { get; init; }
 
@@ -53,6 +59,12 @@ public sealed class TinyPretrainer
             model = LayeredModel.Load(Path.Combine(PretrainCheckpoint.PathIn(runDir), "model"));
             state = PretrainCheckpoint.LoadState(runDir);
             log.WriteLine($"resuming at stage {state.Stage}, step {state.Step}");
+        }
+        else if (InitFrom is not null)
+        {
+            model = LayeredModel.Load(InitFrom);
+            state = new PretrainState { Stage = PretrainStages.Transformer };
+            log.WriteLine($"continuing from {InitFrom}: transformer stage, {settings.TransformerSteps} steps");
         }
         else
         {
