@@ -27,21 +27,7 @@ public static class OpenRasterReader
 
     public static OpenRasterDocument Read(string path)
     {
-        FileStream fs;
-        try
-        {
-            fs = File.OpenRead(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new BadInputException(path, "file not found");
-        }
-        catch (IOException e)
-        {
-            throw new BadInputException(path, $"cannot read file ({e.Message})", e);
-        }
-
-        using (fs)
+        using (var fs = InputFile.OpenRead(path))
         {
             return Read(fs, path);
         }

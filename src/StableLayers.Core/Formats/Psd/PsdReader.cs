@@ -17,21 +17,7 @@ public static class PsdReader
 
     public static PsdDocument Read(string path)
     {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            throw new BadInputException(path, "file not found");
-        }
-        catch (IOException e)
-        {
-            throw new BadInputException(path, $"cannot read file ({e.Message})", e);
-        }
-
-        return Read(bytes, path);
+        return Read(InputFile.ReadAllBytes(path), path);
     }
 
     /// <summary>Parses PSD bytes; <paramref name="name"/> is used in error messages.</summary>
