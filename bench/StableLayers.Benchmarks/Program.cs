@@ -5,10 +5,19 @@ using StableLayers.Benchmarks;
 // dotnet run -c Release --project bench/StableLayers.Benchmarks -- [BenchmarkDotNet args]   full BenchmarkDotNet run
 // ... -- quick                 a fast Stopwatch timing of every protocol (median of repeats), for CI-sized checks
 // ... -- write-sample DIR      writes DIR/pred/sample and DIR/gt/sample for bench/layerd_python_timing.py
+// ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS]   decompose time per image and transformer FLOP/s vs a float32 matmul
 if (args.Length >= 2 && args[0] == "write-sample")
 {
     BenchmarkSample.Write(args[1]);
     Console.WriteLine($"wrote {Path.Combine(args[1], "pred", "sample")} and {Path.Combine(args[1], "gt", "sample")}");
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "decompose")
+{
+    string At(int i, string fallback) => args.Length > i ? args[i] : fallback;
+    int Int(int i, int fallback) => int.Parse(At(i, fallback.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture);
+    DecomposeTiming.Run(At(1, "models/tiny-base"), Int(2, 128), Int(3, 4), Int(4, 20), repeats: 5);
     return 0;
 }
 
