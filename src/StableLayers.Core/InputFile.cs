@@ -7,6 +7,8 @@ public static class InputFile
 
     public static FileStream OpenRead(string path) => Guard(path, () => File.OpenRead(path));
 
+    public static string ReadAllText(string path) => Guard(path, () => File.ReadAllText(path));
+
     private static T Guard<T>(string path, Func<T> open)
     {
         try

@@ -1,0 +1,196 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using StableLayers.Core;
+using Tomlyn;
+using Tomlyn.Model;
+
+namespace StableLayers.Training.Grpo;
+
+/// <summary>
+/// A Flow-GRPO run's settings (configs/tiny-grpo.toml). Keys are snake_case as in the file; unknown keys
+/// are errors so that a typo never silently falls back to a default.
+/// </summary>
+public sealed record GrpoConfig
+{
+    [JsonPropertyName("seed")] public long Seed { get; init; }
+
+    /// <summary>Optimizer steps of the run (each: images_per_step groups of group_size candidates).</summary>
+    [JsonPropertyName("steps")] public int Steps { get; init; } = 60;
+
+    [JsonPropertyName("threads")] public int Threads { get; init; } = 2;
+
+    [JsonPropertyName("model")] public ModelSection Model { get; init; } = new();
+    [JsonPropertyName("data")] public DataSection Data { get; init; } = new();
+    [JsonPropertyName("sampling")] public SamplingSection Sampling { get; init; } = new();
+    [JsonPropertyName("lora")] public LoraSection Lora { get; init; } = new();
+    [JsonPropertyName("optim")] public OptimSection Optim { get; init; } = new();
+    [JsonPropertyName("grpo")] public GrpoSection Grpo { get; init; } = new();
+    [JsonPropertyName("judge")] public JudgeSection Judge { get; init; } = new();
+    [JsonPropertyName("run")] public RunSection Run { get; init; } = new();
+
+    public sealed record ModelSection
+    {
+        /// <summary>The base model folder; relative paths are resolved against the config file's folder, then the working directory.</summary>
+        [JsonPropertyName("base")] public string Base { get; init; } = "models/tiny-base";
+    }
+
+    public sealed record DataSection
+    {
+        /// <summary>"synth" or a folder of unlabeled images (PNG/JPEG/WebP, any size).</summary>
+        [JsonPropertyName("source")] public string Source { get; init; } = "synth";
+        [JsonPropertyName("synth_seed")] public int SynthSeed { get; init; } = 2000;
+
+        /// <summary>Held-out images for periodic evaluation: synthetic designs with ground truth (seed, count).</summary>
+        [JsonPropertyName("heldout_seed")] public int HeldoutSeed { get; init; } = 1000;
+        [JsonPropertyName("heldout_count")] public int HeldoutCount { get; init; } = 16;
+    }
+
+    public sealed record SamplingSection
+    {
+        [JsonPropertyName("group_size")] public int GroupSize { get; init; } = 8;
+        [JsonPropertyName("images_per_step")] public int ImagesPerStep { get; init; } = 2;
+        [JsonPropertyName("steps")] public int Steps { get; init; } = 10;
+        [JsonPropertyName("noise_level")] public double NoiseLevel { get; init; } = 1.2;
+        [JsonPropertyName("sde_window")] public int SdeWindow { get; init; } = 2;
+
+        /// <summary>"sde" (Flow-GRPO) or "cps" (coefficient-preserving).</summary>
+        [JsonPropertyName("sde_kind")] public string SdeKind { get; init; } = "sde";
+        [JsonPropertyName("min_layers")] public int MinLayers { get; init; } = 2;
+        [JsonPropertyName("max_layers")] public int MaxLayers { get; init; } = 5;
+        [JsonPropertyName("prompt")] public string Prompt { get; init; } = string.Empty;
+        [JsonPropertyName("eval_steps")] public int EvalSteps { get; init; } = 20;
+    }
+
+    public sealed record LoraSection
+    {
+        [JsonPropertyName("rank")] public int Rank { get; init; } = 16;
+        [JsonPropertyName("alpha")] public double Alpha { get; init; } = 16;
+
+        /// <summary>Module name suffixes to adapt; empty = the 12 attention and feed-forward modules of every block.</summary>
+        [JsonPropertyName("targets")] public IReadOnlyList<string> Targets { get; init; } = [];
+    }
+
+    public sealed record OptimSection
+    {
+        [JsonPropertyName("lr")] public double LearningRate { get; init; } = 3e-4;
+        [JsonPropertyName("beta1")] public double Beta1 { get; init; } = 0.9;
+        [JsonPropertyName("beta2")] public double Beta2 { get; init; } = 0.999;
+        [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; } = 1e-4;
+        [JsonPropertyName("eps")] public double Eps { get; init; } = 1e-8;
+        [JsonPropertyName("grad_clip")] public double GradClip { get; init; } = 1.0;
+    }
+
+    public sealed record GrpoSection
+    {
+        /// <summary>"sum-rescale" (ours), "guard-mean" (GRPO-Guard) or "none" (plain Flow-GRPO).</summary>
+        [JsonPropertyName("ratio_mode")] public string RatioMode { get; init; } = "sum-rescale";
+        [JsonPropertyName("rescale_exponent")] public double RescaleExponent { get; init; } = 0.5;
+        [JsonPropertyName("clip_range")] public double ClipRange { get; init; } = 5e-4;
+        [JsonPropertyName("global_std")] public bool GlobalStd { get; init; }
+        [JsonPropertyName("adv_clip")] public double AdvantageClip { get; init; } = 5;
+        [JsonPropertyName("kl_beta")] public double KlBeta { get; init; }
+        [JsonPropertyName("step_weight")] public bool StepWeight { get; init; }
+        [JsonPropertyName("max_nonfinite_in_row")] public int MaxNonFiniteInRow { get; init; } = 3;
+    }
+
+    public sealed record JudgeSection
+    {
+        /// <summary>"rubric" (offline, default) or "vlm".</summary>
+        [JsonPropertyName("kind")] public string Kind { get; init; } = "rubric";
+        [JsonPropertyName("calibrate")] public bool Calibrate { get; init; } = true;
+        [JsonPropertyName("endpoint")] public string? Endpoint { get; init; }
+        [JsonPropertyName("model")] public string? Model { get; init; }
+
+        /// <summary>Name of the environment variable holding the API key (never the key itself).</summary>
+        [JsonPropertyName("api_key_env")] public string? ApiKeyEnv { get; init; }
+        [JsonPropertyName("max_concurrency")] public int MaxConcurrency { get; init; } = 8;
+        [JsonPropertyName("timeout_s")] public double TimeoutSeconds { get; init; } = 120;
+        [JsonPropertyName("price_in_per_million")] public double? PriceInPerMillion { get; init; }
+        [JsonPropertyName("price_out_per_million")] public double? PriceOutPerMillion { get; init; }
+    }
+
+    public sealed record RunSection
+    {
+        [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 5;
+        [JsonPropertyName("eval_every")] public int EvalEvery { get; init; } = 20;
+        [JsonPropertyName("grid_every")] public int GridEvery { get; init; } = 10;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        WriteIndented = true,
+    };
+
+    /// <summary>Reads a .toml (or .json) config; any problem is a <see cref="BadInputException"/> naming the file.</summary>
+    public static GrpoConfig Load(string path)
+    {
+        string text = InputFile.ReadAllText(path);
+        GrpoConfig config;
+        try
+        {
+            JsonNode? node = path.EndsWith(".json", StringComparison.OrdinalIgnoreCase)
+                ? JsonNode.Parse(text)
+                : ToJson(TomlSerializer.Deserialize<TomlTable>(text) ?? new TomlTable());
+            config = node.Deserialize<GrpoConfig>(JsonOptions) ?? new GrpoConfig();
+        }
+        catch (TomlException e)
+        {
+            throw new BadInputException(path, $"invalid TOML: {FirstLine(e.Message)}");
+        }
+        catch (JsonException e)
+        {
+            throw new BadInputException(path, $"invalid config: {FirstLine(e.Message)}");
+        }
+
+        string? problem = config.Problem();
+        return problem is null ? config : throw new BadInputException(path, problem);
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>The first thing wrong with the settings, or null.</summary>
+    public string? Problem()
+    {
+        static bool Positive(double v) => v > 0 && double.IsFinite(v);
+        return this switch
+        {
+            { Steps: < 1 } => "steps must be at least 1",
+            { Threads: < 1 } => "threads must be at least 1",
+            { Sampling.GroupSize: < 2 } => "sampling.group_size must be at least 2 (advantages compare candidates)",
+            { Sampling.ImagesPerStep: < 1 } => "sampling.images_per_step must be at least 1",
+            { Sampling.Steps: < 2 } => "sampling.steps must be at least 2",
+            { Sampling.SdeWindow: < 1 } => "sampling.sde_window must be at least 1",
+            { Sampling.MinLayers: < 1 } => "sampling.min_layers must be at least 1",
+            _ when Sampling.MaxLayers < Sampling.MinLayers => "sampling.max_layers must be >= sampling.min_layers",
+            _ when Sampling.SdeWindow > Math.Max(1, Sampling.Steps / 2) => "sampling.sde_window must fit in the first half of sampling.steps",
+            _ when Sampling.SdeKind is not ("sde" or "cps") => $"sampling.sde_kind '{Sampling.SdeKind}' is not one of sde, cps",
+            _ when !(Sampling.NoiseLevel >= 0) => "sampling.noise_level must be >= 0",
+            { Lora.Rank: < 1 } => "lora.rank must be at least 1",
+            _ when !Positive(Lora.Alpha) => "lora.alpha must be positive",
+            _ when !Positive(Optim.LearningRate) => "optim.lr must be positive",
+            _ when !Positive(Grpo.ClipRange) => "grpo.clip_range must be positive",
+            _ when Grpo.RatioMode is not ("sum-rescale" or "guard-mean" or "none") => $"grpo.ratio_mode '{Grpo.RatioMode}' is not one of sum-rescale, guard-mean, none",
+            _ when Judge.Kind is not ("rubric" or "vlm") => $"judge.kind '{Judge.Kind}' is not one of rubric, vlm",
+            _ when Judge.Kind == "vlm" && (string.IsNullOrWhiteSpace(Judge.Endpoint) || string.IsNullOrWhiteSpace(Judge.Model)) => "judge.kind = \"vlm\" needs judge.endpoint and judge.model",
+            { Run.CheckpointEvery: < 1 } => "run.checkpoint_every must be at least 1",
+            _ => null,
+        };
+    }
+
+    private static string FirstLine(string s) => s.Split('\n')[0].Trim();
+
+    private static JsonNode? ToJson(object? value) => value switch
+    {
+        null => null,
+        TomlTable t => new JsonObject(t.Select(kv => KeyValuePair.Create(kv.Key, ToJson(kv.Value)))),
+        TomlTableArray a => new JsonArray(a.Select(x => ToJson(x)).ToArray()),
+        TomlArray a => new JsonArray(a.Select(ToJson).ToArray()),
+        string s => JsonValue.Create(s),
+        bool b => JsonValue.Create(b),
+        long l => JsonValue.Create(l),
+        double d => JsonValue.Create(d),
+        _ => JsonValue.Create(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)),
+    };
+}
