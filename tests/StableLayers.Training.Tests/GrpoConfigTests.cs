@@ -44,3 +44,59 @@ public class GrpoConfigTests
         Assert.Contains("file not found", e.Message);
     }
 }
+
+public class TrainingImagesTests
+{
+    [Fact]
+    public void FolderImagesAreCroppedResizedAndRevisitedInASeededOrder()
+    {
+        using var dir = new TempDir();
+        for (int i = 0; i < 3; i++)
+        {
+            var img = StableLayers.Core.Imaging.RgbaImage.Filled(60 + (i * 10), 40, (byte)(i * 80), 0, 0, 255);
+            StableLayers.Core.Imaging.PngCodec.Write(Path.Combine(dir.Path, $"img{i}.png"), img);
+        }
+
+        File.WriteAllText(Path.Combine(dir.Path, "notes.txt"), "ignored");
+        var a = TrainingImages.Folder(dir.Path, 16, seed: 5);
+        var b = TrainingImages.Folder(dir.Path, 16, seed: 5);
+        var firstEpoch = Enumerable.Range(0, 3).Select(i => a.At(i)).ToList();
+        Assert.All(firstEpoch, t => Assert.Equal((16, 16), (t.Image.Width, t.Image.Height)));
+        Assert.Equal(["img0", "img1", "img2"], firstEpoch.Select(t => t.Id).Order());
+        Assert.Equal(firstEpoch.Select(t => t.Id), Enumerable.Range(0, 3).Select(i => b.At(i).Id));
+        Assert.True(firstEpoch[0].Image.PixelsEqual(b.At(0).Image));
+    }
+
+    [Fact]
+    public void CorruptOrMissingImagesAreNamed()
+    {
+        using var dir = new TempDir();
+        File.WriteAllBytes(Path.Combine(dir.Path, "broken.png"), [0x89, 0x50, 0x4E, 0x47, 1, 2, 3]);
+        var images = TrainingImages.Folder(dir.Path, 16, seed: 0);
+        var e = Assert.Throws<BadInputException>(() => images.At(0));
+        Assert.Contains("broken.png", e.Message);
+        using var empty = new TempDir();
+        Assert.Contains("no images", Assert.Throws<BadInputException>(() => TrainingImages.Folder(empty.Path, 16, 0)).Message);
+    }
+
+    [Fact]
+    public void PrepareCentreCropsAndFlattensTransparency()
+    {
+        var img = new StableLayers.Core.Imaging.RgbaImage(6, 2);
+        for (int x = 0; x < 6; x++)
+        {
+            // Columns 2..3 are the centre square; make them transparent red.
+            byte a = x is 2 or 3 ? (byte)0 : (byte)255;
+            for (int y = 0; y < 2; y++)
+            {
+                int o = ((y * 6) + x) * 4;
+                img.Pixels[o] = 255;
+                img.Pixels[o + 3] = a;
+            }
+        }
+
+        var p = TrainingImages.Prepare(img, 2);
+        Assert.True(p.IsOpaque());
+        Assert.All(Enumerable.Range(0, 4), i => Assert.Equal(255, p.Pixels[(i * 4) + 1]));
+    }
+}
