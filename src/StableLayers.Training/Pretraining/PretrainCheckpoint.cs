@@ -1,3 +1,4 @@
+using StableLayers.Training.Checkpoints;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using StableLayers.Core;
@@ -40,69 +41,26 @@ public static class PretrainCheckpoint
 
     public static string PathIn(string runDir) => Path.Combine(runDir, "checkpoint");
 
-    public static bool Exists(string runDir) => File.Exists(Path.Combine(PathIn(runDir), "state.json"));
+    public static bool Exists(string runDir)
+    {
+        CheckpointFolder.Recover(PathIn(runDir));
+        return File.Exists(Path.Combine(PathIn(runDir), "state.json"));
+    }
 
     public static void Save(string runDir, LayeredModel model, TorchSharp.Modules.AdamW optimizer, PretrainState state)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(optimizer);
-        string final = PathIn(runDir);
-        string tmp = final + ".tmp";
-        string old = final + ".old";
-        if (Directory.Exists(tmp))
+        CheckpointFolder.Write(PathIn(runDir), tmp =>
         {
-            Directory.Delete(tmp, recursive: true);
-        }
-
-        model.Save(Path.Combine(tmp, "model"));
-        using (var fs = File.Create(Path.Combine(tmp, "optimizer.bin")))
-        using (var writer = new BinaryWriter(fs))
-        {
-            optimizer.save_state_dict(writer);
-        }
-
-        AtomicFile.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(state, JsonOptions));
-        if (Directory.Exists(old))
-        {
-            Directory.Delete(old, recursive: true);
-        }
-
-        if (Directory.Exists(final))
-        {
-            Directory.Move(final, old);
-        }
-
-        Directory.Move(tmp, final);
-        if (Directory.Exists(old))
-        {
-            Directory.Delete(old, recursive: true);
-        }
+            model.Save(Path.Combine(tmp, "model"));
+            CheckpointFolder.SaveOptimizer(Path.Combine(tmp, "optimizer.bin"), optimizer);
+            CheckpointFolder.WriteJson(Path.Combine(tmp, "state.json"), state, JsonOptions);
+        });
     }
 
-    public static PretrainState LoadState(string runDir)
-    {
-        string path = Path.Combine(PathIn(runDir), "state.json");
-        try
-        {
-            return JsonSerializer.Deserialize<PretrainState>(File.ReadAllText(path), JsonOptions) ?? throw new BadInputException(path, "empty state");
-        }
-        catch (JsonException e)
-        {
-            throw new BadInputException(path, $"corrupt checkpoint state ({e.Message.Split('\n')[0]})");
-        }
-    }
+    public static PretrainState LoadState(string runDir) => CheckpointFolder.ReadJson<PretrainState>(Path.Combine(PathIn(runDir), "state.json"), JsonOptions);
 
-    public static void LoadOptimizer(string runDir, TorchSharp.Modules.AdamW optimizer)
-    {
-        ArgumentNullException.ThrowIfNull(optimizer);
-        string path = Path.Combine(PathIn(runDir), "optimizer.bin");
-        if (!File.Exists(path))
-        {
-            return;
-        }
-
-        using var fs = File.OpenRead(path);
-        using var reader = new BinaryReader(fs);
-        optimizer.load_state_dict(reader);
-    }
+    public static void LoadOptimizer(string runDir, TorchSharp.Modules.AdamW optimizer) =>
+        CheckpointFolder.LoadOptimizer(Path.Combine(PathIn(runDir), "optimizer.bin"), optimizer);
 }

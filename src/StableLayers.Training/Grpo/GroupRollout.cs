@@ -1,0 +1,80 @@
+using StableLayers.Core.Layers;
+using StableLayers.Model;
+using StableLayers.Model.Pipeline;
+using StableLayers.Model.Schedulers;
+using static TorchSharp.torch;
+
+namespace StableLayers.Training.Grpo;
+
+/// <summary>
+/// G candidates sampled for one image with one layer count N: the stored SDE-window transitions the update
+/// trains on, and the decoded layer stacks the judge scores. All candidates share the window (one batch).
+/// </summary>
+public sealed class GroupRollout : IDisposable
+{
+    private GroupRollout(TrainingImage image, GroupConditioning conditioning, SdeWindow window, SdeSamplingResult sampling, IReadOnlyList<LayerStack> candidates)
+    {
+        Image = image;
+        Conditioning = conditioning;
+        Window = window;
+        Sampling = sampling;
+        Candidates = candidates;
+    }
+
+    public TrainingImage Image { get; }
+
+    public GroupConditioning Conditioning { get; }
+
+    public int Layers => Conditioning.Layers;
+
+    public SdeWindow Window { get; }
+
+    public SdeSamplingResult Sampling { get; }
+
+    public IReadOnlyList<SdeTransition> Transitions => Sampling.Transitions;
+
+    public IReadOnlyList<LayerStack> Candidates { get; }
+
+    /// <summary>The flow-matching schedule for an image of the model's resolution.</summary>
+    public static FlowMatchSchedule ScheduleFor(GroupConditioning conditioning, int steps) =>
+        FlowMatchScheduler.ForConditionTokens(LatentPacking.TokensPerFrame(conditioning.LatentHeight, conditioning.LatentWidth)).Schedule(steps);
+
+    public static GroupRollout Run(LayeredModel model, TrainingImage image, int layers, RolloutSettings settings, SdeWindow window, Generator generator)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(settings);
+        var conditioning = GroupConditioning.Create(model, image.Image, layers, settings.GroupSize, settings.Prompt);
+        try
+        {
+            var schedule = ScheduleFor(conditioning, settings.Steps);
+            using var scope = NewDisposeScope();
+            var noise = conditioning.InitialNoise(generator);
+            var sampling = SdeSampling.Sample(noise, schedule, conditioning.Velocity, window, settings.NoiseLevel, generator, settings.Kind);
+            var candidates = conditioning.Decode(sampling.Final);
+            sampling.Final.MoveToOuterDisposeScope();
+            foreach (var t in sampling.Transitions)
+            {
+                foreach (var tensor in new[] { t.X, t.XNext, t.MeanOld, t.Eps, t.LogProbOld })
+                {
+                    tensor.MoveToOuterDisposeScope();
+                }
+            }
+
+            return new GroupRollout(image, conditioning, window, sampling, candidates);
+        }
+        catch
+        {
+            conditioning.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        Sampling.Dispose();
+        Conditioning.Dispose();
+    }
+}
+
+/// <summary>How the training sampler runs (from <see cref="GrpoConfig.SamplingSection"/>).</summary>
+public sealed record RolloutSettings(int GroupSize, int Steps, double NoiseLevel, SdeKind Kind, string Prompt);

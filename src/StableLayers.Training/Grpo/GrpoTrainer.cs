@@ -1,0 +1,365 @@
+using System.Diagnostics;
+using System.Text.Json;
+using StableLayers.Core;
+using StableLayers.Core.Imaging;
+using StableLayers.Core.Layers;
+using StableLayers.Judges;
+using StableLayers.Metrics;
+using StableLayers.Model;
+using StableLayers.Model.Lora;
+using StableLayers.Model.Schedulers;
+using StableLayers.Model.Transformer;
+using StableLayers.Training.Checkpoints;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace StableLayers.Training.Grpo;
+
+/// <summary>
+/// Stable-Layers Flow-GRPO: per step, sample G candidates for each of a few unlabeled images (one layer
+/// count N per group, SDE window steps stored), judge them, turn rewards into group advantages, and take
+/// one AdamW step on the LoRA adapters. The run folder holds metrics.jsonl, eval.jsonl, grids/, the latest
+/// lora.safetensors and an atomic checkpoint; randomness depends only on (seed, step), so resume is exact.
+/// </summary>
+public sealed class GrpoTrainer
+{
+    public const string MetricsFile = "metrics.jsonl";
+    public const string EvalFile = "eval.jsonl";
+    public const string LoraFile = "lora.safetensors";
+    public const string ConfigFile = "config.json";
+
+    private static readonly JsonSerializerOptions LineOptions = new() { WriteIndented = false };
+    private readonly GrpoConfig config;
+    private readonly string runDir;
+    private readonly string baseModelDir;
+    private readonly IJudge judge;
+    private readonly TextWriter log;
+
+    public GrpoTrainer(GrpoConfig config, string baseModelDir, string runDir, IJudge judge, TextWriter log)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        this.config = config;
+        this.baseModelDir = baseModelDir;
+        this.runDir = runDir;
+        this.judge = judge;
+        this.log = log;
+    }
+
+    /// <summary>Reports each finished step (for progress display).</summary>
+    public IProgress<StepLog>? Progress { get; init; }
+
+    /// <summary>Folder images instead of synthetic designs (null: config's data.source decides).</summary>
+    public TrainingImages? Images { get; init; }
+
+    public string CheckpointDir => Path.Combine(runDir, "checkpoint");
+
+    /// <summary>
+    /// Trains until <see cref="GrpoConfig.Steps"/> (or <paramref name="stopAtStep"/>) steps are done. Resumes from the
+    /// checkpoint when <paramref name="resume"/>. Cancellation finishes the current step, checkpoints and returns.
+    /// </summary>
+    public async Task<GrpoRunState> RunAsync(bool resume, int? stopAtStep = null, CancellationToken cancel = default)
+    {
+        PrepareRunFolder(resume);
+        torch.set_num_threads(config.Threads);
+        using var model = LayeredModel.Load(baseModelDir);
+        var loraConfig = new LoraConfig
+        {
+            Rank = config.Lora.Rank,
+            Alpha = config.Lora.Alpha,
+            TargetModules = config.Lora.Targets.Count > 0 ? config.Lora.Targets : LoraConfig.AttentionAndFeedForward,
+        };
+
+        CheckpointFolder.Recover(CheckpointDir);
+        bool fromCheckpoint = resume && File.Exists(Path.Combine(CheckpointDir, "state.json"));
+        using var adapters = fromCheckpoint
+            ? LoraAdapters.Load(model.Transformer, Path.Combine(CheckpointDir, LoraFile))
+            : LoraAdapters.Inject(model.Transformer, loraConfig, config.Seed);
+        using var optimizer = optim.AdamW(adapters.TrainableParameters(), config.Optim.LearningRate, config.Optim.Beta1, config.Optim.Beta2,
+            config.Optim.Eps, config.Optim.WeightDecay);
+        var state = new GrpoRunState();
+        if (fromCheckpoint)
+        {
+            state = CheckpointFolder.ReadJson<GrpoRunState>(Path.Combine(CheckpointDir, "state.json"));
+            CheckpointFolder.LoadOptimizer(Path.Combine(CheckpointDir, "optimizer.bin"), optimizer);
+            log.WriteLine($"resuming at step {state.Step}");
+        }
+
+        TruncateLog(MetricsFile, state.Step, inclusiveEval: false);
+        TruncateLog(EvalFile, state.Step, inclusiveEval: true);
+        var images = Images ?? TrainingImages.Synthetic(model.Config.Resolution, config.Data.SynthSeed, config.Sampling.MinLayers, config.Sampling.MaxLayers);
+        var heldout = new HeldoutEvaluation(model, HeldoutEvaluation.Samples(model.Config.Resolution, config.Data.HeldoutSeed, config.Data.HeldoutCount,
+            config.Sampling.MinLayers, config.Sampling.MaxLayers), config.Sampling.EvalSteps);
+        log.WriteLine($"GRPO on {images.Description}: {config.Sampling.ImagesPerStep} images x {config.Sampling.GroupSize} candidates per step, "
+            + $"LoRA r{loraConfig.Rank} ({adapters.TrainableParameterCount:N0} params), ratio {config.Grpo.RatioMode}, judge {judge.Name}");
+
+        var clock = Stopwatch.StartNew();
+        double secondsBefore = state.Seconds;
+        int last = Math.Min(config.Steps, stopAtStep ?? int.MaxValue);
+        if (state.Step == 0 && config.Data.HeldoutCount > 0 && !cancel.IsCancellationRequested)
+        {
+            await EvaluateAsync(heldout, 0, cancel).ConfigureAwait(false);
+        }
+
+        while (state.Step < last && !cancel.IsCancellationRequested)
+        {
+            var (stepLog, skipped, usage) = await StepAsync(model, adapters, optimizer, images, state.Step, cancel).ConfigureAwait(false);
+            int inRow = stepLog.NonFinite ? state.NonFiniteInRow + 1 : 0;
+            state = state with
+            {
+                Step = state.Step + 1,
+                NonFiniteInRow = inRow,
+                Seconds = secondsBefore + clock.Elapsed.TotalSeconds,
+                SkippedImages = state.SkippedImages + skipped,
+                JudgeUsage = state.JudgeUsage.Add(usage),
+            };
+            AppendLine(MetricsFile, stepLog);
+            Progress?.Report(stepLog);
+            if (stepLog.NonFinite)
+            {
+                log.WriteLine($"step {stepLog.Step}: non-finite loss or gradient, step skipped ({inRow} in a row)");
+                if (inRow >= config.Grpo.MaxNonFiniteInRow)
+                {
+                    SaveCheckpoint(adapters, optimizer, state);
+                    throw new InvalidOperationException(
+                        $"stopped: {inRow} steps in a row had a non-finite loss or gradient (grpo.max_nonfinite_in_row = {config.Grpo.MaxNonFiniteInRow}); lower optim.lr or grpo.clip_range, the checkpoint at step {state.Step} is kept");
+                }
+            }
+
+            bool final = state.Step == last;
+            if (config.Run.GridEvery > 0 && (state.Step % config.Run.GridEvery == 0 || final))
+            {
+                WriteGrid(state.Step);
+            }
+
+            if (config.Data.HeldoutCount > 0 && config.Run.EvalEvery > 0 && (state.Step % config.Run.EvalEvery == 0 || state.Step == config.Steps))
+            {
+                await EvaluateAsync(heldout, state.Step, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            if (state.Step % config.Run.CheckpointEvery == 0 || final || cancel.IsCancellationRequested)
+            {
+                SaveCheckpoint(adapters, optimizer, state);
+            }
+        }
+
+        if (cancel.IsCancellationRequested)
+        {
+            SaveCheckpoint(adapters, optimizer, state);
+            log.WriteLine($"interrupted: checkpoint at step {state.Step} written; continue with --resume");
+        }
+
+        return state;
+    }
+
+    private async Task<(StepLog Log, int Skipped, JudgeUsage Usage)> StepAsync(
+        LayeredModel model, LoraAdapters adapters, AdamW optimizer, TrainingImages images, int step, CancellationToken cancel)
+    {
+        var s = config.Sampling;
+        var settings = new RolloutSettings(s.GroupSize, s.Steps, s.NoiseLevel, s.SdeKind == "cps" ? SdeKind.Cps : SdeKind.Sde, s.Prompt);
+        var groups = new List<GroupRollout>();
+        int skipped = 0;
+        var sw = Stopwatch.StartNew();
+        try
+        {
+            for (int i = 0; i < s.ImagesPerStep; i++)
+            {
+                long position = ((long)step * s.ImagesPerStep) + i;
+                TrainingImage image;
+                try
+                {
+                    image = images.At(position);
+                }
+                catch (BadInputException e)
+                {
+                    log.WriteLine($"warning: skipped {e.Message}");
+                    skipped++;
+                    continue;
+                }
+
+                var rng = new Random(StepSeeds.Int(config.Seed, step, i));
+                int layers = rng.Next(s.MinLayers, s.MaxLayers + 1);
+                var window = SdeWindow.Draw(s.Steps, rng, s.SdeWindow);
+                var generator = new Generator(StepSeeds.Long(config.Seed, step, i));
+                groups.Add(GroupRollout.Run(model, image, layers, settings, window, generator));
+            }
+
+            double sampling = sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            var judged = await Task.WhenAll(groups.Select(g =>
+                judge.JudgeAsync(new JudgeGroup($"step{step}/{g.Image.Id}", g.Image.Image, g.Candidates), cancel))).ConfigureAwait(false);
+            double judging = sw.Elapsed.TotalSeconds;
+
+            var advantages = GroupAdvantages.Compute(judged.Select(j => j.Rewards).ToList(),
+                new AdvantageOptions(config.Grpo.GlobalStd, config.Grpo.AdvantageClip));
+            sw.Restart();
+            var update = GrpoUpdate.Run(groups, advantages.Advantages, adapters, optimizer, new UpdateSettings(
+                RatioModes.Parse(config.Grpo.RatioMode), config.Grpo.RescaleExponent, config.Grpo.ClipRange, config.Grpo.KlBeta,
+                config.Grpo.StepWeight, config.Optim.GradClip));
+            double updating = sw.Elapsed.TotalSeconds;
+
+            var rewards = judged.SelectMany(j => j.Rewards).Where(r => r is not null).Select(r => r!.Value).ToArray();
+            var phase1 = judged.SelectMany(j => j.Candidates).Where(c => c.Phase1Reward is not null).Select(c => c.Phase1Reward!.Value).ToArray();
+            double flops = groups.Sum(g => g.Transitions.Count * 3 * TransformerFlops.Forward(model.Config.Transformer, g.Conditioning.GroupSize, g.Conditioning.ImageTokens, g.Conditioning.TextTokens));
+            var badLayers = groups.SelectMany(g => g.Candidates.Select(c => DecompositionEvaluator.Evaluate(g.Image.Id, c, null, g.Image.Image).BadLayers)).ToArray();
+            var stepLog = new StepLog
+            {
+                Step = step,
+                RewardMean = rewards.Length == 0 ? double.NaN : rewards.Average(),
+                RewardStd = rewards.Length == 0 ? double.NaN : GroupAdvantages.PopulationStd(rewards),
+                Phase1RewardMean = phase1.Length == 0 ? double.NaN : phase1.Average(),
+                ZeroStdRatio = advantages.ZeroStdRatio,
+                TiesBefore = judged.Sum(j => j.Diagnostics.TiesBefore),
+                TiesAfter = judged.Sum(j => j.Diagnostics.TiesAfter),
+                JudgeFailures = judged.Sum(j => j.Diagnostics.Failures),
+                DroppedGroups = advantages.DroppedGroups,
+                Layers = groups.Select(g => g.Layers).ToArray(),
+                Loss = update.Loss,
+                RatioMean = update.RatioMean,
+                RatioStd = update.RatioStd,
+                LogRatioStd = update.LogRatioStd,
+                ClipFraction = update.ClipFraction,
+                Kl = update.Kl,
+                GradNorm = update.GradNorm,
+                LearningRate = config.Optim.LearningRate,
+                NonFinite = update.NonFinite,
+                BadLayersPerDecomposition = badLayers.Length == 0 ? 0 : badLayers.Average(),
+                SamplingSeconds = sampling,
+                JudgingSeconds = judging,
+                UpdateSeconds = updating,
+                UpdateGflops = update.TrainedBatches == 0 || updating <= 0 ? 0 : flops / updating / 1e9,
+                PeakRssMb = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0),
+                FirstLogRatios = update.FirstLogRatios,
+            };
+            var usage = judged.Aggregate(JudgeUsage.None, (u, j) => u.Add(j.Diagnostics.Usage));
+            lastGroups = groups.Select(g => (g.Image.Image, g.Candidates)).ToList();
+            return (stepLog, skipped, usage);
+        }
+        finally
+        {
+            foreach (var g in groups)
+            {
+                g.Dispose();
+            }
+        }
+    }
+
+    private List<(RgbaImage Input, IReadOnlyList<LayerStack> Candidates)> lastGroups = [];
+
+    /// <summary>The last step's first group: the input, then one row per candidate.</summary>
+    private void WriteGrid(int step)
+    {
+        if (lastGroups.Count == 0)
+        {
+            return;
+        }
+
+        var (input, candidates) = lastGroups[0];
+        var rows = candidates.Select((c, i) => (i == 0 ? input : (RgbaImage?)null, c)).ToList();
+        string dir = Path.Combine(runDir, "grids");
+        Directory.CreateDirectory(dir);
+        PngCodec.Write(Path.Combine(dir, $"step_{step:D5}.png"), LayerGrid.Render(rows));
+    }
+
+    private async Task EvaluateAsync(HeldoutEvaluation heldout, int step, CancellationToken cancel)
+    {
+        var sw = Stopwatch.StartNew();
+        var (evalLog, _) = await heldout.RunAsync(step, judge, cancel).ConfigureAwait(false);
+        AppendLine(EvalFile, evalLog);
+        log.WriteLine($"eval step {step}: best-match L1 {evalLog.BestMatchL1:F4}, bad layers {evalLog.BadLayers:F2}, recon L1 {evalLog.ReconL1:F4}, reward {evalLog.RewardMean:F3} ({sw.Elapsed.TotalSeconds:F1} s)");
+    }
+
+    private void SaveCheckpoint(LoraAdapters adapters, AdamW optimizer, GrpoRunState state)
+    {
+        CheckpointFolder.Write(CheckpointDir, tmp =>
+        {
+            adapters.Save(Path.Combine(tmp, LoraFile));
+            CheckpointFolder.SaveOptimizer(Path.Combine(tmp, "optimizer.bin"), optimizer);
+            CheckpointFolder.WriteJson(Path.Combine(tmp, "state.json"), state);
+        });
+        string latest = Path.Combine(runDir, LoraFile);
+        File.Copy(Path.Combine(CheckpointDir, LoraFile), latest + ".tmp", overwrite: true);
+        File.Move(latest + ".tmp", latest, overwrite: true);
+    }
+
+    /// <summary>Fails before any work when the run folder can't be written; a new run refuses to overwrite an old one.</summary>
+    private void PrepareRunFolder(bool resume)
+    {
+        try
+        {
+            Directory.CreateDirectory(runDir);
+            string probe = Path.Combine(runDir, ".write-test");
+            File.WriteAllText(probe, "ok");
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new BadInputException(runDir, $"run folder is not writable ({e.Message})");
+        }
+
+        if (new DriveInfo(Path.GetFullPath(runDir)).AvailableFreeSpace < 64L << 20)
+        {
+            throw new BadInputException(runDir, "less than 64 MB free on the run folder's disk");
+        }
+
+        if (!resume && File.Exists(Path.Combine(runDir, MetricsFile)))
+        {
+            throw new BadInputException(runDir, "run folder already holds a run; pass --resume to continue it or choose another --run-dir");
+        }
+
+        CheckpointFolder.WriteJson(Path.Combine(runDir, ConfigFile), config);
+    }
+
+    private void AppendLine<T>(string file, T value) =>
+        File.AppendAllText(Path.Combine(runDir, file), JsonSerializer.Serialize(value, LineOptions) + "\n");
+
+    /// <summary>Drops log lines a resumed run will write again (steps after the checkpoint).</summary>
+    private void TruncateLog(string file, int step, bool inclusiveEval)
+    {
+        string path = Path.Combine(runDir, file);
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        var kept = File.ReadAllLines(path).Where(line =>
+        {
+            try
+            {
+                int s = JsonDocument.Parse(line).RootElement.GetProperty("step").GetInt32();
+                return inclusiveEval ? s <= step : s < step;
+            }
+            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            {
+                return false;
+            }
+        }).ToList();
+        AtomicFile.WriteAllText(path, kept.Count == 0 ? string.Empty : string.Join("\n", kept) + "\n");
+    }
+}
+
+/// <summary>Deterministic per-(seed, step, image) seeds (SplitMix64), stable across processes and .NET versions.</summary>
+public static class StepSeeds
+{
+    public static long Long(long seed, int step, int index)
+    {
+        ulong z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL) ^ ((ulong)(uint)step << 20) ^ (uint)index;
+        z = unchecked(z + 0x9E3779B97F4A7C15UL);
+        z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
+        z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
+        return unchecked((long)(z ^ (z >> 31)));
+    }
+
+    public static int Int(long seed, int step, int index) => (int)(Long(seed, step, index) & int.MaxValue);
+}
+
+public static class RatioModes
+{
+    public static RatioMode Parse(string name) => name switch
+    {
+        "sum-rescale" => RatioMode.SumRescale,
+        "guard-mean" => RatioMode.GuardMean,
+        "none" => RatioMode.None,
+        _ => throw new ArgumentException($"unknown ratio mode '{name}'"),
+    };
+}

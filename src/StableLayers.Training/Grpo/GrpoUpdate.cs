@@ -1,0 +1,136 @@
+using StableLayers.Model.Lora;
+using StableLayers.Model.Schedulers;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace StableLayers.Training.Grpo;
+
+/// <summary>The update's statistics for one optimizer step (ratio statistics are means over trained batches).</summary>
+public sealed record UpdateStats(
+    double Loss,
+    double RatioMean,
+    double RatioStd,
+    double LogRatioStd,
+    double ClipFraction,
+    double Kl,
+    double GradNorm,
+    int TrainedBatches,
+    int TrainedSamples,
+    bool NonFinite,
+    IReadOnlyList<double> FirstLogRatios);
+
+/// <summary>How the loss is formed (from <see cref="GrpoConfig.GrpoSection"/>).</summary>
+public sealed record UpdateSettings(RatioMode Mode, double RescaleExponent, double ClipRange, double KlBeta, bool StepWeight, double GradClip);
+
+/// <summary>
+/// One GRPO optimizer step: for every group with a reward spread and every stored window step, recompute the
+/// policy's mean on the stored x_t (same batch, same code path as sampling), form log r, the clipped surrogate
+/// with the group's advantages (+ optional KL to the LoRA-disabled reference and 1/|dt| weight), and
+/// accumulate gradients; then clip the gradient norm and step AdamW. Non-finite loss or gradients skip the step.
+/// </summary>
+public static class GrpoUpdate
+{
+    public static UpdateStats Run(
+        IReadOnlyList<GroupRollout> groups,
+        IReadOnlyList<IReadOnlyList<double?>> advantages,
+        LoraAdapters adapters,
+        AdamW optimizer,
+        UpdateSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        ArgumentNullException.ThrowIfNull(advantages);
+        ArgumentNullException.ThrowIfNull(adapters);
+        ArgumentNullException.ThrowIfNull(optimizer);
+        ArgumentNullException.ThrowIfNull(settings);
+
+        // Only groups with a non-zero advantage carry a gradient; the rest are skipped, not computed.
+        var trained = Enumerable.Range(0, groups.Count)
+            .Where(g => advantages[g].Any(a => a is { } v && v != 0.0))
+            .ToList();
+        int terms = trained.Sum(g => groups[g].Transitions.Count);
+        optimizer.zero_grad();
+        if (terms == 0)
+        {
+            return new UpdateStats(0, 1, 0, 0, 0, 0, 0, 0, 0, false, []);
+        }
+
+        double loss = 0, ratioMean = 0, ratioStd = 0, logStd = 0, clip = 0, kl = 0;
+        int samples = 0;
+        bool nonFinite = false;
+        var firstLogRatios = new List<double>();
+        foreach (int g in trained)
+        {
+            var group = groups[g];
+            long[] keep = Enumerable.Range(0, advantages[g].Count).Where(i => advantages[g][i] is not null).Select(i => (long)i).ToArray();
+            double[] a = keep.Select(i => advantages[g][(int)i]!.Value).ToArray();
+            foreach (var step in group.Transitions)
+            {
+                using var scope = NewDisposeScope();
+                var index = tensor(keep);
+                var v = group.Conditioning.Velocity(step.X, (float)step.Sigma);
+                var muTheta = SdeStep.Mean(step.X, v, step.Coefficients);
+                var logR = LogRatio.Compute(settings.Mode, muTheta, step, settings.RescaleExponent).index_select(0, index);
+                var surrogate = ClippedSurrogate.Compute(logR, tensor(a, dtype: ScalarType.Float64), settings.ClipRange);
+                Tensor? klTerm = null;
+                if (settings.KlBeta != 0.0)
+                {
+                    klTerm = GrpoLoss.ReferenceKl(muTheta.index_select(0, index), ReferenceMean(group, step, adapters).index_select(0, index), step.Coefficients.SigmaT);
+                    kl += klTerm.item<double>() / terms;
+                }
+
+                double weight = settings.StepWeight ? GrpoLoss.InverseDtWeight(step.Coefficients) : 1.0;
+                var total = GrpoLoss.Total(surrogate.Loss, klTerm, settings.KlBeta, weight).div(terms);
+                double value = total.item<double>();
+                if (!double.IsFinite(value))
+                {
+                    nonFinite = true;
+                    break;
+                }
+
+                total.backward();
+                if (firstLogRatios.Count == 0)
+                {
+                    firstLogRatios.AddRange(logR.detach().data<double>().ToArray());
+                }
+
+                loss += value;
+                ratioMean += surrogate.RatioMean / terms;
+                ratioStd += surrogate.RatioStd / terms;
+                logStd += surrogate.LogRatioStd / terms;
+                clip += surrogate.ClipFraction / terms;
+                samples += keep.Length;
+            }
+
+            if (nonFinite)
+            {
+                break;
+            }
+        }
+
+        var parameters = adapters.TrainableParameters();
+        double gradNorm = nonFinite ? double.NaN : nn.utils.clip_grad_norm_(parameters, settings.GradClip);
+        if (nonFinite || !double.IsFinite(gradNorm))
+        {
+            optimizer.zero_grad();
+            return new UpdateStats(loss, ratioMean, ratioStd, logStd, clip, kl, gradNorm, 0, 0, true, firstLogRatios);
+        }
+
+        optimizer.step();
+        return new UpdateStats(loss, ratioMean, ratioStd, logStd, clip, kl, gradNorm, terms, samples, false, firstLogRatios);
+    }
+
+    /// <summary>The reference policy's mean (LoRA disabled), without gradients.</summary>
+    private static Tensor ReferenceMean(GroupRollout group, SdeTransition step, LoraAdapters adapters)
+    {
+        using var noGrad = no_grad();
+        adapters.Enabled = false;
+        try
+        {
+            return SdeStep.Mean(step.X, group.Conditioning.Velocity(step.X, (float)step.Sigma), step.Coefficients);
+        }
+        finally
+        {
+            adapters.Enabled = true;
+        }
+    }
+}
