@@ -1,5 +1,6 @@
 using System.Text.Json;
 using StableLayers.Core;
+using StableLayers.Model.Lora;
 using StableLayers.Model.Text;
 using StableLayers.Model.Transformer;
 using StableLayers.Model.Vae;
@@ -54,6 +55,18 @@ public sealed class LayeredModel : IDisposable
         vae.load_state_dict(Vae.state_dict());
         Vae.Dispose();
         Vae = vae;
+    }
+
+    /// <summary>
+    /// Loads a LoRA file (PEFT/diffusers key format, see <see cref="LoraAdapters.Load"/>) and merges it into the
+    /// transformer's weights for inference; the transformer's parameters are left frozen. Returns the adapter config.
+    /// </summary>
+    public LoraConfig MergeLora(string path)
+    {
+        using var adapters = LoraAdapters.Load(Transformer, path);
+        var config = adapters.Config;
+        adapters.MergeAndUnload();
+        return config;
     }
 
     public void Save(string dir)

@@ -2,6 +2,7 @@ using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.Model;
+using StableLayers.Model.Lora;
 using StableLayers.Model.Text;
 using StableLayers.Model.Transformer;
 using StableLayers.Model.Vae;
@@ -75,6 +76,49 @@ public class DecomposeCliTests
         var eval = Run("eval", "--pred", tmp.File("pred"), "--gt", tmp.File("gt"), "--out", tmp.File("eval"));
         Assert.Equal(0, eval.Code);
         Assert.Contains("evaluated 3 samples (0 failed)", eval.Out);
+    }
+
+    [Fact]
+    public void LoraIsMergedBeforeSamplingAndBadLoraFilesAreBadInput()
+    {
+        using var tmp = new TempDir();
+        string model = WriteRandomModel(tmp.File("model"));
+        using (var loaded = LayeredModel.Load(model))
+        using (var adapters = LoraAdapters.Inject(loaded.Transformer, new LoraConfig { Rank = 4, Alpha = 4 }, seed: 1))
+        {
+            adapters.Save(tmp.File("zero.safetensors"));
+            var g = new TorchSharp.torch.Generator(seed: 7);
+            using var noGrad = TorchSharp.torch.no_grad();
+            foreach (var l in adapters.Layers)
+            {
+                using var scope = TorchSharp.torch.NewDisposeScope();
+                l.B.copy_(TorchSharp.torch.randn(l.B.shape, generator: g));
+            }
+
+            adapters.Save(tmp.File("lora.safetensors"));
+        }
+
+        PngCodec.Write(tmp.File("x.png"), RgbaImage.Filled(16, 16, 200, 40, 40, 255));
+        string[] Decompose(string name, params string[] extra)
+        {
+            var (code, stdout, err) = Run(["decompose", tmp.File("x.png"), "--layers", "2", "--steps", "2", "--model", model, "--out", tmp.File(name), .. extra]);
+            Assert.True(code == 0, err);
+            if (extra.Length > 0)
+            {
+                Assert.Contains("merged LoRA", stdout);
+                Assert.Contains("rank 4, alpha 4", stdout);
+            }
+
+            return [.. LayeredFolder.Read(tmp.File(name + "/x")).Layers.Select(l => Convert.ToBase64String(l.Image.Pixels))];
+        }
+
+        var plain = Decompose("plain");
+        Assert.Equal(plain, Decompose("zero", "--lora", tmp.File("zero.safetensors")));
+        Assert.NotEqual(plain, Decompose("lora", "--lora", tmp.File("lora.safetensors")));
+
+        var (bad, _, err) = Run("decompose", tmp.File("x.png"), "--model", model, "--out", tmp.File("o"), "--lora", tmp.File("missing.safetensors"));
+        Assert.Equal(2, bad);
+        Assert.Contains("missing.safetensors", err);
     }
 
     [Fact]

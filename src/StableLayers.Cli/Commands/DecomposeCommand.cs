@@ -8,7 +8,7 @@ using StableLayers.Model.Inference;
 
 namespace StableLayers.Cli.Commands;
 
-/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] --out DIR [--format folder,ora,psd]</c>.</summary>
+/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] [--lora FILE] --out DIR [--format folder,ora,psd]</c>.</summary>
 public static class DecomposeCommand
 {
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"];
@@ -25,10 +25,11 @@ public static class DecomposeCommand
         var prompt = new Option<string>("--prompt") { Description = "Text prompt (the tiny model understands synth-style captions)", DefaultValueFactory = _ => string.Empty };
         var seed = new Option<long>("--seed") { Description = "Noise seed", DefaultValueFactory = _ => 0 };
         var output = new Option<DirectoryInfo>("--out") { Description = "Output folder: one sub-folder per image", Required = true };
+        var lora = new Option<FileInfo?>("--lora") { Description = "LoRA adapter (.safetensors, PEFT/diffusers keys) merged into the transformer before sampling" };
         var format = new Option<string>("--format") { Description = "Comma-separated: folder, ora, psd", DefaultValueFactory = _ => "folder" };
         var cmd = new Command("decompose", "Decompose images into RGBA layers")
         {
-            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format,
+            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format, lora,
         };
         cmd.SetAction(parse =>
         {
@@ -51,6 +52,13 @@ public static class DecomposeCommand
             var jobs = ExpandInputs(parse.GetRequiredValue(inputs));
             string modelDir = parse.GetValue(model)?.FullName ?? DefaultModelDir();
             using var loaded = LayeredModel.Load(modelDir);
+            string? loraPath = parse.GetValue(lora)?.FullName;
+            if (loraPath is not null)
+            {
+                var adapter = loaded.MergeLora(loraPath);
+                parse.InvocationConfiguration.Output.WriteLine($"merged LoRA {Path.GetFileName(loraPath)} (rank {adapter.Rank}, alpha {adapter.Alpha}, {adapter.TargetModules.Count} modules)");
+            }
+
             var decomposer = new LayeredDecomposer(loaded);
             var options = new DecomposeOptions
             {
@@ -71,7 +79,7 @@ public static class DecomposeCommand
                     var image = PngCodec.Read(file);
                     var stack = decomposer.Decompose(image, options with { Layers = requested ?? sampleLayers ?? 4 });
                     string dir = Path.Combine(outDir, id);
-                    var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} (model {Path.GetFileName(modelDir)}, seed {options.Seed})", null);
+                    var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} (model {Path.GetFileName(modelDir)}{(loraPath is null ? "" : ", LoRA " + Path.GetFileName(loraPath))}, seed {options.Seed})", null);
                     if (formats.Contains("folder") || formats.Length == 0)
                     {
                         LayeredFolder.Write(dir, stack, source, input: image);
