@@ -125,6 +125,28 @@ public class LoraTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void DropoutActsInTrainingModeOnlyAndASecondInjectionIsRefused()
+    {
+        using var scope = NewDisposeScope();
+        using var model = NewModel();
+        var data = NewData();
+        using var adapters = LoraAdapters.Inject(model, new LoraConfig { Dropout = 0.5 }, seed: 1);
+        RandomizeB(adapters, 2);
+        var evalOut = data.Run(model);
+        Assert.True(Identical(data.Run(model), evalOut), "eval mode must not drop");
+        model.train();
+        manual_seed(1);
+        var train1 = data.Run(model);
+        var train2 = data.Run(model);
+        Assert.False(train1.allclose(train2, rtol: 1e-4, atol: 1e-5), "training mode should drop adapter inputs");
+        model.eval();
+
+        var twice = Assert.Throws<InvalidOperationException>(() => LoraAdapters.Inject(model, new LoraConfig(), seed: 2));
+        Assert.Contains("already has a LoRA adapter", twice.Message, StringComparison.Ordinal);
+        Assert.True(Identical(data.Run(model), evalOut), "the refused injection must leave the first adapters alone");
+    }
+
+    [Fact]
     public void MergedOutputMatchesTheHookAndUnmergeRestoresTheBaseWeights()
     {
         using var scope = NewDisposeScope();
@@ -316,6 +338,19 @@ public class LoraTests(ITestOutputHelper output)
         output.WriteLine($"bf16 vs fp32 adapted: max err {err}, adapter effect {effect}");
         Assert.True(err < effect / 4, $"bf16 error {err} vs adapter effect {effect}");
 
+        // Merging into bf16 weights rounds the sum; the merged model stays within bf16 error of the hook path.
+        var bf16Weights = CloneState(model);
+        adapters.Merge();
+        var mergeErr = (data.Run(model).to(ScalarType.Float32) - adapted.to(ScalarType.Float32)).abs().max().item<float>();
+        Assert.True(mergeErr < effect / 4, $"bf16 merge error {mergeErr} vs adapter effect {effect}");
+        adapters.Unmerge();
+        foreach (var (k, v) in model.state_dict())
+        {
+            Assert.Equal(ScalarType.BFloat16, v.dtype);
+            Assert.True(v.to(ScalarType.Float32).allclose(bf16Weights[k].to(ScalarType.Float32), rtol: 2e-2, atol: 1e-3), k);
+        }
+
+        adapted = data.Run(model);
         adapted.to(ScalarType.Float32).square().mean().backward();
         AssertAdapterGradients(adapters);
         Assert.All(adapters.TrainableParameters(), p => Assert.True(p.grad is null || p.grad.dtype == ScalarType.Float32));

@@ -334,6 +334,26 @@ public sealed class LoraAdapters : IDisposable
 
     private static LoraAdapters Build(nn.Module model, LoraConfig config, List<(string Name, Linear Module)> linears, ScalarType? baseDType)
     {
+        var layers = new List<LoraLinear>();
+        try
+        {
+            foreach (var (name, linear) in linears)
+            {
+                var l = new LoraLinear(name, linear, config.Rank, config.Alpha, config.Dropout);
+                layers.Add(l);
+                l.Attach();
+            }
+        }
+        catch
+        {
+            foreach (var l in layers)
+            {
+                l.Dispose();
+            }
+
+            throw;
+        }
+
         if (baseDType is { } dtype)
         {
             model.to(dtype);
@@ -342,14 +362,6 @@ public sealed class LoraAdapters : IDisposable
         foreach (var p in model.parameters())
         {
             p.requires_grad = false;
-        }
-
-        var layers = new List<LoraLinear>();
-        foreach (var (name, linear) in linears)
-        {
-            var l = new LoraLinear(name, linear, config.Rank, config.Alpha, config.Dropout);
-            l.Attach();
-            layers.Add(l);
         }
 
         return new LoraAdapters(config, layers);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -12,6 +13,9 @@ namespace StableLayers.Model.Lora;
 /// </summary>
 public sealed class LoraLinear : nn.Module<Tensor, Tensor>
 {
+    // Which base Linears carry an adapter hook, so that a second injection cannot stack adapters silently.
+    private static readonly ConditionalWeakTable<Linear, LoraLinear> Attached = new();
+
     private readonly LoraFactor _loraA;
     private readonly LoraFactor _loraB;
     private Action? _detach;
@@ -114,8 +118,17 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
             return;
         }
 
+        if (!Attached.TryAdd(Base, this))
+        {
+            throw new InvalidOperationException($"'{ModuleName}' already has a LoRA adapter; dispose or unload it first");
+        }
+
         var remover = Base.register_forward_hook((_, input, output) => Apply(input, output));
-        _detach = remover.remove;
+        _detach = () =>
+        {
+            remover.remove();
+            Attached.Remove(Base);
+        };
     }
 
     internal void Detach()
