@@ -187,7 +187,7 @@ public sealed class LoraAdapters : IDisposable
         }
 
         int rank = checked((int)ranks[0]);
-        var config = new LoraConfig { Rank = rank, Alpha = ReadAlpha(file, rank), TargetModules = [.. pairs.Keys] };
+        var config = new LoraConfig { Rank = rank, Alpha = ReadAlpha(file, rank), TargetModules = ReadTargets(file, pairs.Keys) };
         var selected = model.named_modules()
             .Where(m => pairs.ContainsKey(m.name))
             .Select(m => (m.name, (Linear)m.module))
@@ -406,6 +406,36 @@ public sealed class LoraAdapters : IDisposable
     }
 
     /// <summary>alpha from our "alpha" key, else diffusers' lora_adapter_metadata, else the rank.</summary>
+    /// <summary>
+    /// The target patterns recorded in the file when they select exactly the modules it holds (so a saved, loaded
+    /// and re-saved adapter keeps its metadata); otherwise the modules' full names.
+    /// </summary>
+    private static List<string> ReadTargets(SafetensorsFile file, IEnumerable<string> modules)
+    {
+        var names = modules.ToList();
+        if (file.Metadata.TryGetValue("target_modules", out var text))
+        {
+            try
+            {
+                var patterns = JsonSerializer.Deserialize<List<string>>(text);
+                if (patterns is { Count: > 0 })
+                {
+                    var recorded = new LoraConfig { TargetModules = patterns };
+                    if (names.All(recorded.Targets) && patterns.All(p => names.Any(n => n == p || n.EndsWith("." + p, StringComparison.Ordinal))))
+                    {
+                        return patterns;
+                    }
+                }
+            }
+            catch (JsonException)
+            {
+                // Unreadable optional metadata: fall back to the module names.
+            }
+        }
+
+        return names;
+    }
+
     private static double ReadAlpha(SafetensorsFile file, int rank)
     {
         if (file.Metadata.TryGetValue("alpha", out var text))

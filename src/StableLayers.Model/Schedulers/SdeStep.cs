@@ -62,31 +62,31 @@ public static class SdeStep
         switch (kind)
         {
             case SdeKind.Sde:
-            {
-                double tilde = sigma == 1.0 ? sigmaOne : sigma;
-                if (!(tilde < 1.0 && tilde >= 0.0))
                 {
-                    throw new ArgumentOutOfRangeException(nameof(sigmaOne), sigmaOne, "sigma~ must lie in [0, 1)");
+                    double tilde = sigma == 1.0 ? sigmaOne : sigma;
+                    if (!(tilde < 1.0 && tilde >= 0.0))
+                    {
+                        throw new ArgumentOutOfRangeException(nameof(sigmaOne), sigmaOne, "sigma~ must lie in [0, 1)");
+                    }
+
+                    double sigmaT = noiseLevel * Math.Sqrt(sigma / (1.0 - tilde));
+                    double t2 = sigmaT * sigmaT;
+                    double xScale = 1.0 + (t2 * dt / (2.0 * sigma));
+                    double vScale = (1.0 + (t2 * (1.0 - sigma) / (2.0 * sigma))) * dt;
+                    double std = sigmaT * Math.Sqrt(-dt);
+                    return new SdeCoefficients(kind, sigma, sigmaNext, noiseLevel, sigmaT, std, xScale, vScale);
                 }
 
-                double sigmaT = noiseLevel * Math.Sqrt(sigma / (1.0 - tilde));
-                double t2 = sigmaT * sigmaT;
-                double xScale = 1.0 + (t2 * dt / (2.0 * sigma));
-                double vScale = (1.0 + (t2 * (1.0 - sigma) / (2.0 * sigma))) * dt;
-                double std = sigmaT * Math.Sqrt(-dt);
-                return new SdeCoefficients(kind, sigma, sigmaNext, noiseLevel, sigmaT, std, xScale, vScale);
-            }
-
             case SdeKind.Cps:
-            {
-                // x0 = x - sigma v, x1 = x + (1 - sigma) v, mu = x0 (1 - sigma') + x1 sqrt(sigma'^2 - std^2),
-                // collected into the x and v coefficients.
-                double std = sigmaNext * Math.Sin(noiseLevel * Math.PI / 2.0);
-                double root = Math.Sqrt(Math.Max(0.0, (sigmaNext * sigmaNext) - (std * std)));
-                double xScale = (1.0 - sigmaNext) + root;
-                double vScale = (-sigma * (1.0 - sigmaNext)) + ((1.0 - sigma) * root);
-                return new SdeCoefficients(kind, sigma, sigmaNext, noiseLevel, std, std, xScale, vScale);
-            }
+                {
+                    // x0 = x - sigma v, x1 = x + (1 - sigma) v, mu = x0 (1 - sigma') + x1 sqrt(sigma'^2 - std^2),
+                    // collected into the x and v coefficients.
+                    double std = sigmaNext * Math.Sin(noiseLevel * Math.PI / 2.0);
+                    double root = Math.Sqrt(Math.Max(0.0, (sigmaNext * sigmaNext) - (std * std)));
+                    double xScale = (1.0 - sigmaNext) + root;
+                    double vScale = (-sigma * (1.0 - sigmaNext)) + ((1.0 - sigma) * root);
+                    return new SdeCoefficients(kind, sigma, sigmaNext, noiseLevel, std, std, xScale, vScale);
+                }
 
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown SDE kind");

@@ -177,10 +177,10 @@ public sealed class GrpoTrainer
                     continue;
                 }
 
-                var rng = new Random(StepSeeds.Int(config.Seed, step, i));
+                var rng = new Random(StepSeeds.ForRandom(config.Seed, step, i));
                 int layers = rng.Next(s.MinLayers, s.MaxLayers + 1);
                 var window = SdeWindow.Draw(s.Steps, rng, s.SdeWindow);
-                var generator = new Generator(StepSeeds.Long(config.Seed, step, i));
+                var generator = new Generator(StepSeeds.ForGenerator(config.Seed, step, i));
                 groups.Add(GroupRollout.Run(model, image, layers, settings, window, generator));
             }
 
@@ -341,16 +341,16 @@ public sealed class GrpoTrainer
 /// <summary>Deterministic per-(seed, step, image) seeds (SplitMix64), stable across processes and .NET versions.</summary>
 public static class StepSeeds
 {
-    public static long Long(long seed, int step, int index)
+    public static ulong ForGenerator(long seed, int step, int index)
     {
         ulong z = unchecked((ulong)seed * 0x9E3779B97F4A7C15UL) ^ ((ulong)(uint)step << 20) ^ (uint)index;
         z = unchecked(z + 0x9E3779B97F4A7C15UL);
         z = unchecked((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL);
         z = unchecked((z ^ (z >> 27)) * 0x94D049BB133111EBUL);
-        return unchecked((long)(z ^ (z >> 31)));
+        return z ^ (z >> 31);
     }
 
-    public static int Int(long seed, int step, int index) => (int)(Long(seed, step, index) & int.MaxValue);
+    public static int ForRandom(long seed, int step, int index) => (int)(ForGenerator(seed, step, index) & int.MaxValue);
 }
 
 public static class RatioModes

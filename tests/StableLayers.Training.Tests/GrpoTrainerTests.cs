@@ -1,0 +1,131 @@
+using System.Text.Json;
+using StableLayers.Core.Layers;
+using StableLayers.Data.Synthesis;
+using StableLayers.Judges;
+using StableLayers.Model;
+using StableLayers.Model.Text;
+using StableLayers.Model.Transformer;
+using StableLayers.Model.Vae;
+using StableLayers.TestSupport;
+using StableLayers.Training.Grpo;
+
+namespace StableLayers.Training.Tests;
+
+/// <summary>A simple, continuous reward for trainer tests: how bright the background layer is.</summary>
+internal sealed class BrightBackgroundJudge : IJudge
+{
+    public string Name => "test/bright-background";
+
+    public int Calls { get; private set; }
+
+    public Task<GroupJudgement> JudgeAsync(JudgeGroup group, CancellationToken cancellationToken = default)
+    {
+        Calls++;
+        var candidates = group.Candidates.Select((c, i) =>
+        {
+            var px = c[0].Pixels;
+            double sum = 0;
+            for (int p = 0; p < px.Length; p += 4)
+            {
+                sum += px[p] + px[p + 1] + px[p + 2];
+            }
+
+            double v = sum / (px.Length / 4 * 3 * 255.0);
+            var s = new CriterionScores(v, v, v, v, v);
+            return CandidateJudgement.Scored(i, s, null, RewardWeights.Equal);
+        }).ToList();
+        var rewards = candidates.Select(c => c.Reward).ToList();
+        return Task.FromResult(new GroupJudgement(group.Id, Name, candidates,
+            new GroupDiagnostics(GroupTies.Count(rewards), GroupTies.Count(rewards), 0, 0, JudgeUsage.None)));
+    }
+}
+
+public sealed class GrpoTrainerTests : IDisposable
+{
+    private readonly TempDir dir = new();
+    private readonly string modelDir;
+
+    public GrpoTrainerTests()
+    {
+        modelDir = Path.Combine(dir.Path, "model");
+        var config = new LayeredModelConfig
+        {
+            Name = "test",
+            Resolution = 16,
+            Transformer = TransformerConfig.Tiny(layers: 1, heads: 2, headDim: 16, textDim: 16, inChannels: 16, outChannels: 4),
+            Vae = VaeConfig.Tiny(baseDim: 8, zDim: 4, dimMult: [1, 2]),
+            TextEncoder = new TinyTextEncoderConfig { HiddenSize = 16, NumHeads = 2, NumLayers = 1 },
+        };
+        var captions = new SynthGenerator(new SynthOptions { Size = 16 }).Generate(0, 20).Select(s => s.Caption);
+        using var model = LayeredModel.Create(config, WordTokenizer.Build(captions), seed: 3);
+        model.Save(modelDir);
+    }
+
+    private static GrpoConfig Config(string ratioMode = "sum-rescale", int steps = 2, double lr = 3e-4) => new()
+    {
+        Seed = 5,
+        Steps = steps,
+        Threads = 1,
+        Sampling = new GrpoConfig.SamplingSection { GroupSize = 3, ImagesPerStep = 2, Steps = 4, SdeWindow = 1, MinLayers = 2, MaxLayers = 3, EvalSteps = 2 },
+        Data = new GrpoConfig.DataSection { HeldoutCount = 2 },
+        Lora = new GrpoConfig.LoraSection { Rank = 4, Alpha = 4 },
+        Optim = new GrpoConfig.OptimSection { LearningRate = lr },
+        Grpo = new GrpoConfig.GrpoSection { RatioMode = ratioMode, ClipRange = 0.2 },
+        Run = new GrpoConfig.RunSection { CheckpointEvery = 1, EvalEvery = 100, GridEvery = 1 },
+    };
+
+    private static List<StepLog> ReadLog(string runDir) =>
+        File.ReadAllLines(Path.Combine(runDir, GrpoTrainer.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
+
+    [Theory]
+    [InlineData("sum-rescale")]
+    [InlineData("guard-mean")]
+    [InlineData("none")]
+    public async Task FirstUpdateIsExactlyOnPolicyInEveryRatioMode(string mode)
+    {
+        string run = Path.Combine(dir.Path, "run-" + mode);
+        await new GrpoTrainer(Config(mode, steps: 2), modelDir, run, new BrightBackgroundJudge(), TextWriter.Null).RunAsync(resume: false);
+        var log = ReadLog(run);
+        Assert.Equal(2, log.Count);
+        foreach (var step in log)
+        {
+            Assert.NotEmpty(step.FirstLogRatios);
+            Assert.All(step.FirstLogRatios, r => Assert.Equal(0.0, r));
+            Assert.True(step.RewardStd > 0);
+            Assert.True(step.GradNorm > 0, $"step {step.Step}: no gradient reached the adapters");
+        }
+
+        Assert.True(File.Exists(Path.Combine(run, GrpoTrainer.LoraFile)));
+        Assert.True(File.Exists(Path.Combine(run, "grids", "step_00002.png")));
+        // Evaluations: the base (step 0) and the final step.
+        Assert.Equal([0, 2], File.ReadAllLines(Path.Combine(run, GrpoTrainer.EvalFile)).Select(l => JsonSerializer.Deserialize<EvalLog>(l)!.Step));
+    }
+
+    [Fact]
+    public async Task ResumeContinuesExactly()
+    {
+        string straight = Path.Combine(dir.Path, "straight"), split = Path.Combine(dir.Path, "split");
+        var config = Config(steps: 4, lr: 1e-2);
+        await new GrpoTrainer(config, modelDir, straight, new BrightBackgroundJudge(), TextWriter.Null).RunAsync(resume: false);
+        await new GrpoTrainer(config, modelDir, split, new BrightBackgroundJudge(), TextWriter.Null).RunAsync(resume: false, stopAtStep: 2);
+        var state = await new GrpoTrainer(config, modelDir, split, new BrightBackgroundJudge(), TextWriter.Null).RunAsync(resume: true);
+        Assert.Equal(4, state.Step);
+        Assert.Equal(ReadLog(straight).Select(s => s.GradNorm), ReadLog(split).Select(s => s.GradNorm));
+        byte[] a = File.ReadAllBytes(Path.Combine(straight, GrpoTrainer.LoraFile)), b = File.ReadAllBytes(Path.Combine(split, GrpoTrainer.LoraFile));
+        Assert.Equal(a, b);
+        Assert.Equal(ReadLog(straight).Select(s => s.RewardMean), ReadLog(split).Select(s => s.RewardMean));
+        Assert.NotEqual(0.0, ReadLog(straight)[3].GradNorm);
+    }
+
+    [Fact]
+    public async Task ANewRunRefusesAFolderThatHoldsARun()
+    {
+        string run = Path.Combine(dir.Path, "twice");
+        await new GrpoTrainer(Config(steps: 1), modelDir, run, new BrightBackgroundJudge(), TextWriter.Null).RunAsync(resume: false);
+        var e = await Assert.ThrowsAsync<StableLayers.Core.BadInputException>(() =>
+            new GrpoTrainer(Config(steps: 1), modelDir, run, new BrightBackgroundJudge(), TextWriter.Null).RunAsync(resume: false));
+        Assert.Contains("--resume", e.Message);
+    }
+
+    public void Dispose() => dir.Dispose();
+}
