@@ -59,38 +59,40 @@ public static class SdeStep
             throw new ArgumentException("the last step (sigma' = 0) is never an SDE step: its Gaussian is degenerate", nameof(sigmaNext));
         }
 
-        switch (kind)
+        return kind switch
         {
-            case SdeKind.Sde:
-                {
-                    double tilde = sigma == 1.0 ? sigmaOne : sigma;
-                    if (!(tilde < 1.0 && tilde >= 0.0))
-                    {
-                        throw new ArgumentOutOfRangeException(nameof(sigmaOne), sigmaOne, "sigma~ must lie in [0, 1)");
-                    }
+            SdeKind.Sde => SdeForm(sigma, sigmaNext, noiseLevel, sigmaOne),
+            SdeKind.Cps => CpsForm(sigma, sigmaNext, noiseLevel),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown SDE kind"),
+        };
+    }
 
-                    double sigmaT = noiseLevel * Math.Sqrt(sigma / (1.0 - tilde));
-                    double t2 = sigmaT * sigmaT;
-                    double xScale = 1.0 + (t2 * dt / (2.0 * sigma));
-                    double vScale = (1.0 + (t2 * (1.0 - sigma) / (2.0 * sigma))) * dt;
-                    double std = sigmaT * Math.Sqrt(-dt);
-                    return new SdeCoefficients(kind, sigma, sigmaNext, noiseLevel, sigmaT, std, xScale, vScale);
-                }
-
-            case SdeKind.Cps:
-                {
-                    // x0 = x - sigma v, x1 = x + (1 - sigma) v, mu = x0 (1 - sigma') + x1 sqrt(sigma'^2 - std^2),
-                    // collected into the x and v coefficients.
-                    double std = sigmaNext * Math.Sin(noiseLevel * Math.PI / 2.0);
-                    double root = Math.Sqrt(Math.Max(0.0, (sigmaNext * sigmaNext) - (std * std)));
-                    double xScale = (1.0 - sigmaNext) + root;
-                    double vScale = (-sigma * (1.0 - sigmaNext)) + ((1.0 - sigma) * root);
-                    return new SdeCoefficients(kind, sigma, sigmaNext, noiseLevel, std, std, xScale, vScale);
-                }
-
-            default:
-                throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown SDE kind");
+    private static SdeCoefficients SdeForm(double sigma, double sigmaNext, double noiseLevel, double sigmaOne)
+    {
+        double dt = sigmaNext - sigma;
+        double tilde = sigma == 1.0 ? sigmaOne : sigma;
+        if (!(tilde < 1.0 && tilde >= 0.0))
+        {
+            throw new ArgumentOutOfRangeException(nameof(sigmaOne), sigmaOne, "sigma~ must lie in [0, 1)");
         }
+
+        double sigmaT = noiseLevel * Math.Sqrt(sigma / (1.0 - tilde));
+        double t2 = sigmaT * sigmaT;
+        double xScale = 1.0 + (t2 * dt / (2.0 * sigma));
+        double vScale = (1.0 + (t2 * (1.0 - sigma) / (2.0 * sigma))) * dt;
+        double std = sigmaT * Math.Sqrt(-dt);
+        return new SdeCoefficients(SdeKind.Sde, sigma, sigmaNext, noiseLevel, sigmaT, std, xScale, vScale);
+    }
+
+    private static SdeCoefficients CpsForm(double sigma, double sigmaNext, double noiseLevel)
+    {
+        // x0 = x - sigma v, x1 = x + (1 - sigma) v, mu = x0 (1 - sigma') + x1 sqrt(sigma'^2 - std^2),
+        // collected into the x and v coefficients.
+        double std = sigmaNext * Math.Sin(noiseLevel * Math.PI / 2.0);
+        double root = Math.Sqrt(Math.Max(0.0, (sigmaNext * sigmaNext) - (std * std)));
+        double xScale = (1.0 - sigmaNext) + root;
+        double vScale = (-sigma * (1.0 - sigmaNext)) + ((1.0 - sigma) * root);
+        return new SdeCoefficients(SdeKind.Cps, sigma, sigmaNext, noiseLevel, std, std, xScale, vScale);
     }
 
     /// <summary>
