@@ -346,6 +346,38 @@ public class VlmJudgeTests
     }
 
     [Fact]
+    public async Task LayersBeyondTheImageLimitAreSentAsOneStrip()
+    {
+        await using var server = await FakeVlmServer.StartAsync();
+        var g = VlmTestData.Group(2);
+        using var judge = new VlmJudge(VlmTestData.Options(server) with { Calibrate = false, MaxImagesPerRequest = 2, IncludeRecomposite = false });
+        var result = await judge.JudgeAsync(g);
+        Assert.All(result.Candidates, c => Assert.False(c.Failed));
+        foreach (var r in server.Received)
+        {
+            Assert.Equal(2, r.Images.Count);
+            Assert.True(g.Input.PixelsEqual(r.Images[0]));
+        }
+
+        var strips = server.Received.Select(r => r.Images[1]).ToArray();
+        Assert.Contains(strips, s => s.PixelsEqual(CalibrationGrid.Render([("", g.Candidates[0])], 32)));
+        Assert.Contains(strips, s => s.PixelsEqual(CalibrationGrid.Render([("", g.Candidates[1])], 32)));
+    }
+
+    [Fact]
+    public async Task RecompositeIsSentWhenAsked()
+    {
+        await using var server = await FakeVlmServer.StartAsync();
+        var g = VlmTestData.Group(1);
+        using var judge = new VlmJudge(VlmTestData.Options(server) with { Calibrate = false, IncludeRecomposite = true });
+        var result = await judge.JudgeAsync(g);
+        var r = Assert.Single(server.Received);
+        Assert.Equal(1 + g.Candidates[0].Count + 1, r.Images.Count);
+        Assert.True(g.Candidates[0].FlattenOnWhite().PixelsEqual(r.Images[^1]));
+        Assert.Equal(VlmTestData.ExpectedPhase1(g, 0).Select(v => v / 5.0), result.Candidates[0].Phase1!.ToArray());
+    }
+
+    [Fact]
     public async Task ModelsEndpointAnswers()
     {
         await using var server = await FakeVlmServer.StartAsync();
