@@ -6,6 +6,14 @@ using StableLayers.Benchmarks;
 // ... -- quick                 a fast Stopwatch timing of every protocol (median of repeats), for CI-sized checks
 // ... -- write-sample DIR      writes DIR/pred/sample and DIR/gt/sample for bench/layerd_python_timing.py
 // ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS]   decompose time per image and transformer FLOP/s vs a float32 matmul
+// ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
+if (args.Length >= 1 && args[0] == "vlm-throughput")
+{
+    int ms = args.Length >= 2 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200;
+    await VlmThroughput.RunAsync(TimeSpan.FromMilliseconds(ms), [1, 8, 32]);
+    return 0;
+}
+
 if (args.Length >= 2 && args[0] == "write-sample")
 {
     BenchmarkSample.Write(args[1]);

@@ -72,13 +72,18 @@ public sealed record JudgeUsage(
             : ((TokensIn * (pricePerMillionIn ?? 0)) + (TokensOut * (pricePerMillionOut ?? 0))) / 1e6;
 }
 
-/// <summary>What a group's judgement cost and how well it separated the candidates.</summary>
+/// <summary>
+/// What a group's judgement cost and how well it separated the candidates. <see cref="Failures"/>
+/// counts failed candidates; <see cref="CalibrationError"/> says why phase 2 was skipped or failed
+/// (the phase-1 scores are then used).
+/// </summary>
 public sealed record GroupDiagnostics(
     [property: JsonPropertyName("ties_before")] int TiesBefore,
     [property: JsonPropertyName("ties_after")] int TiesAfter,
     [property: JsonPropertyName("failures")] int Failures,
     [property: JsonPropertyName("latency_ms")] double LatencyMs,
-    [property: JsonPropertyName("usage")] JudgeUsage Usage);
+    [property: JsonPropertyName("usage")] JudgeUsage Usage,
+    [property: JsonPropertyName("calibration_error"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? CalibrationError = null);
 
 public sealed record GroupJudgement(
     [property: JsonPropertyName("group")] string GroupId,

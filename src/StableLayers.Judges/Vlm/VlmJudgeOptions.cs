@@ -1,0 +1,105 @@
+namespace StableLayers.Judges.Vlm;
+
+/// <summary>
+/// Settings of <see cref="VlmJudge"/>. The API key itself is never part of the options: only the
+/// name of the environment variable that holds it (<see cref="ApiKeyEnv"/>), so options can be
+/// written to run folders and reports safely.
+/// </summary>
+public sealed record VlmJudgeOptions
+{
+    /// <summary>Base URL of the OpenAI-compatible API, including the version path (e.g. http://127.0.0.1:8000/v1).</summary>
+    public Uri Endpoint { get; init; } = new("http://127.0.0.1:8000/v1");
+
+    public string Model { get; init; } = "Qwen/Qwen2.5-VL-7B-Instruct";
+
+    /// <summary>Environment variable holding the API key; when it is unset or empty a placeholder key is sent (local servers ignore it).</summary>
+    public string ApiKeyEnv { get; init; } = "VLM_API_KEY";
+
+    /// <summary>Requests in flight at once, shared by every group this judge instance scores.</summary>
+    public int MaxConcurrency { get; init; } = 8;
+
+    /// <summary>Per-request (per-attempt) timeout.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Retries after the first attempt (for HTTP 408/429/5xx, timeouts, transport errors and invalid replies).</summary>
+    public int MaxRetries { get; init; } = 4;
+
+    /// <summary>First backoff delay; attempt k waits about RetryBaseDelay * 2^k (jittered, capped at <see cref="RetryMaxDelay"/>).</summary>
+    public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan RetryMaxDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Upper bound on how long a server's Retry-After is honoured.</summary>
+    public TimeSpan MaxRetryAfter { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>Images one request may carry. Phase 1 sends the input plus every layer (plus the recomposite); above the limit the layers are tiled into one strip image.</summary>
+    public int MaxImagesPerRequest { get; init; } = 16;
+
+    /// <summary>Largest image sent in phase 1 (width x height); larger ones are downscaled, keeping the aspect ratio.</summary>
+    public long MaxImagePixels { get; init; } = 1024 * 1024;
+
+    /// <summary>Side of one layer cell in the calibration grid.</summary>
+    public int GridCellSize { get; init; } = 256;
+
+    /// <summary>Largest calibration grid image (width x height); bigger groups are split into chunks sharing one anchor row.</summary>
+    public long MaxGridPixels { get; init; } = 2048L * 2048L;
+
+    /// <summary>Most candidate rows in one grid (anchor included), whatever the pixel budget.</summary>
+    public int MaxGridRows { get; init; } = 8;
+
+    /// <summary>Send the recomposited candidate too in phase 1.</summary>
+    public bool IncludeRecomposite { get; init; }
+
+    /// <summary>Phase 2 grid calibration.</summary>
+    public bool Calibrate { get; init; } = true;
+
+    public RewardWeights Weights { get; init; } = RewardWeights.Equal;
+
+    /// <summary>Ask for response_format json_schema; servers without it still get the instructions in the prompt and a tolerant parser.</summary>
+    public bool UseJsonSchema { get; init; } = true;
+
+    public int Seed { get; init; } = 1234;
+
+    public int MaxOutputTokens { get; init; } = 1024;
+
+    /// <summary>Prices per million tokens (for the cost line in run totals; null = unknown).</summary>
+    public double? PricePerMillionIn { get; init; }
+
+    public double? PricePerMillionOut { get; init; }
+
+    /// <summary>
+    /// Phase 1 asks for top logprobs; where the server returns them each criterion becomes the expected
+    /// score sum_k k*p(k) over the digit tokens 0..5 (continuous, from one call). Falls back to the integer when absent.
+    /// </summary>
+    public bool LogitMode { get; init; }
+
+    public int TopLogprobs { get; init; } = 10;
+
+    /// <summary>Runtime settings that change what a reply means; part of every cache key.</summary>
+    internal string CacheSettings =>
+        $"seed={Seed};maxout={MaxOutputTokens};schema={UseJsonSchema};recomp={IncludeRecomposite};maxpx={MaxImagePixels};maximg={MaxImagesPerRequest};" +
+        $"cell={GridCellSize};gridpx={MaxGridPixels};rows={MaxGridRows};logit={LogitMode};top={TopLogprobs}";
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Model))
+        {
+            throw new ArgumentException("VLM judge: a model name is required");
+        }
+
+        if (!Endpoint.IsAbsoluteUri)
+        {
+            throw new ArgumentException($"VLM judge: endpoint must be an absolute URL, got '{Endpoint}'");
+        }
+
+        if (MaxConcurrency < 1 || MaxRetries < 0 || MaxImagesPerRequest < 2 || GridCellSize < 16 || MaxGridRows < 2 || MaxImagePixels < 64 * 64)
+        {
+            throw new ArgumentException("VLM judge: MaxConcurrency >= 1, MaxRetries >= 0, MaxImagesPerRequest >= 2, GridCellSize >= 16, MaxGridRows >= 2 and MaxImagePixels >= 4096 are required");
+        }
+
+        if (Timeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("VLM judge: Timeout must be positive");
+        }
+    }
+}
