@@ -31,6 +31,7 @@ public static class StableLayersCli
             PretrainCommand.Build(),
             DecomposeCommand.Build(),
             GridCommand.Build(),
+            TrainCommand.Build(),
         };
         return root;
     }

@@ -105,6 +105,11 @@ public sealed record GrpoConfig
         /// <summary>Name of the environment variable holding the API key (never the key itself).</summary>
         [JsonPropertyName("api_key_env")] public string? ApiKeyEnv { get; init; }
         [JsonPropertyName("max_concurrency")] public int MaxConcurrency { get; init; } = 8;
+        [JsonPropertyName("max_retries")] public int MaxRetries { get; init; } = 4;
+
+        /// <summary>Ask for JSON-schema structured output (turn off for servers that reject response_format json_schema).</summary>
+        [JsonPropertyName("use_json_schema")] public bool UseJsonSchema { get; init; } = true;
+        [JsonPropertyName("include_recomposite")] public bool IncludeRecomposite { get; init; }
         [JsonPropertyName("timeout_s")] public double TimeoutSeconds { get; init; } = 120;
         [JsonPropertyName("price_in_per_million")] public double? PriceInPerMillion { get; init; }
         [JsonPropertyName("price_out_per_million")] public double? PriceOutPerMillion { get; init; }

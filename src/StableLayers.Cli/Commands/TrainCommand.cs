@@ -1,0 +1,78 @@
+using System.CommandLine;
+using System.Globalization;
+using StableLayers.Core;
+using StableLayers.Training.Grpo;
+
+namespace StableLayers.Cli.Commands;
+
+/// <summary><c>stable-layers train --config FILE --run-dir DIR [--resume] [--steps N] [--images DIR]</c>: Flow-GRPO on LoRA adapters.</summary>
+public static class TrainCommand
+{
+    public static Command Build()
+    {
+        var config = new Option<FileInfo>("--config") { Description = "GRPO settings (TOML)", DefaultValueFactory = _ => new FileInfo(Path.Combine("configs", "tiny-grpo.toml")) };
+        var runDir = new Option<DirectoryInfo>("--run-dir") { Description = "Run folder: metrics.jsonl, eval.jsonl, grids/, checkpoint/, lora.safetensors", Required = true };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
+        var steps = new Option<int?>("--steps") { Description = "Stop once this many optimizer steps are done in total (checkpointed; continue with --resume)" };
+        var images = new Option<DirectoryInfo?>("--images") { Description = "Train on this folder of unlabeled images instead of the config's data.source" };
+        var cmd = new Command("train", "Fine-tune the decomposition model with Flow-GRPO (LoRA) scored by the judge") { config, runDir, resume, steps, images };
+        cmd.SetAction(async (parse, cancel) =>
+        {
+            StableLayersCli.ApplyGlobalOptions(parse);
+            string configPath = parse.GetRequiredValue(config).FullName;
+            var cfg = GrpoConfig.Load(configPath);
+            string run = parse.GetRequiredValue(runDir).FullName;
+            string baseModel = ResolveModel(cfg.Model.Base, configPath);
+            string? imageDir = parse.GetValue(images)?.FullName ?? (cfg.Data.Source == "synth" ? null : cfg.Data.Source);
+            var stdout = parse.InvocationConfiguration.Output;
+            var judge = JudgeFactory.Create(cfg.Judge, Path.Combine(run, "judge-cache"));
+            int resolution = StableLayers.Model.LayeredModelConfig.Load(Path.Combine(baseModel, StableLayers.Model.LayeredModel.IndexFile)).Resolution;
+            var trainer = new GrpoTrainer(cfg, baseModel, run, judge, stdout)
+            {
+                Images = imageDir is null ? null : TrainingImages.Folder(imageDir, resolution, cfg.Seed),
+                Progress = new SyncProgress<StepLog>(s => stdout.WriteLine(Line(s, cfg.Steps))),
+            };
+            try
+            {
+                var state = await trainer.RunAsync(parse.GetValue(resume), parse.GetValue(steps), cancel);
+                stdout.WriteLine(state.Step >= cfg.Steps
+                    ? $"training done: {state.Step} steps in {state.Seconds / 60:F1} min; LoRA in {Path.Combine(run, GrpoTrainer.LoraFile)}"
+                    : $"stopped at step {state.Step}/{cfg.Steps}; continue with --resume");
+                return cancel.IsCancellationRequested ? StableLayersCli.ExitCancelled : StableLayersCli.ExitOk;
+            }
+            finally
+            {
+                (judge as IDisposable)?.Dispose();
+            }
+        });
+        return cmd;
+    }
+
+    /// <summary>The base model path as written in the config: relative to the working directory, else to the config's repository.</summary>
+    private static string ResolveModel(string path, string configPath)
+    {
+        if (Path.IsPathRooted(path) || Directory.Exists(path))
+        {
+            return Path.GetFullPath(path);
+        }
+
+        string? dir = Path.GetDirectoryName(configPath);
+        while (dir is not null)
+        {
+            string candidate = Path.Combine(dir, path);
+            if (Directory.Exists(candidate))
+            {
+                return candidate;
+            }
+
+            dir = Path.GetDirectoryName(dir);
+        }
+
+        throw new BadInputException(path, "base model folder not found (model.base in the config)");
+    }
+
+    private static string Line(StepLog s, int total) => string.Create(CultureInfo.InvariantCulture,
+        $"step {s.Step + 1}/{total}  reward {s.RewardMean:F4} ± {s.RewardStd:F4}  zero-std {s.ZeroStdRatio:P0}  ties {s.TiesBefore}->{s.TiesAfter}  "
+        + $"ratio {s.RatioMean:F5}±{s.RatioStd:F5} clip {s.ClipFraction:P1}  |g| {s.GradNorm:F3}  bad {s.BadLayersPerDecomposition:F2}  "
+        + $"time {s.SamplingSeconds:F1}/{s.JudgingSeconds:F1}/{s.UpdateSeconds:F1} s");
+}
