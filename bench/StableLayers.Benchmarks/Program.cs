@@ -4,11 +4,19 @@ using StableLayers.Benchmarks;
 
 // dotnet run -c Release --project bench/StableLayers.Benchmarks -- [BenchmarkDotNet args]   full BenchmarkDotNet run
 // ... -- quick                 a fast Stopwatch timing of every protocol (median of repeats), for CI-sized checks
+// ... -- rubric [REPEATS]      the rubric judge on one group of 8 candidates x 5 layers at 640x640, one thread (median)
 // ... -- write-sample DIR      writes DIR/pred/sample and DIR/gt/sample for bench/layerd_python_timing.py
 if (args.Length >= 2 && args[0] == "write-sample")
 {
     BenchmarkSample.Write(args[1]);
     Console.WriteLine($"wrote {Path.Combine(args[1], "pred", "sample")} and {Path.Combine(args[1], "gt", "sample")}");
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "rubric")
+{
+    int rubricRepeats = args.Length >= 2 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 5;
+    PrintRubricTiming(rubricRepeats);
     return 0;
 }
 
@@ -46,8 +54,15 @@ if (args.Length >= 1 && args[0] == "quick")
         Console.WriteLine($"  {name,-26} {times[times.Count / 2],9:F1} ms");
     }
 
+    PrintRubricTiming(Math.Max(3, repeats / 2));
     return 0;
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(MetricBenchmarks).Assembly).Run(args);
 return 0;
+
+static void PrintRubricTiming(int repeats)
+{
+    double ms = RubricJudgeTiming.MedianMs(repeats);
+    Console.WriteLine($"  {"rubric judge, 8 cand. x 5 layers, 1 thread",-26} {ms,9:F1} ms  ({ms / RubricJudgeTiming.Candidates:F1} ms per candidate; median of {repeats})");
+}

@@ -84,7 +84,7 @@ public sealed class RubricJudge : IJudge
             var raw = RubricCriteria.Evaluate(input, group.Input.Width, group.Input.Height, candidate).Scores;
             return CandidateJudgement.Scored(index, raw.Bucketed(), Options.Calibrate ? raw : null, Options.Weights);
         }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or IndexOutOfRangeException)
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
         {
             return CandidateJudgement.Failure(index, $"{group.Id}: candidate {label} could not be measured: {ex.Message}");
         }
