@@ -27,12 +27,15 @@ public class RubricAgreementReport(ITestOutputHelper output)
         Report("synth 128 px (16 samples)", rows);
     }
 
-    private static List<JudgedSample> Study(IEnumerable<(string Id, (LayerStack Gt, RgbaImage Input) Sample)> samples)
+    private readonly List<string> skipped = [];
+
+    private List<JudgedSample> Study(IEnumerable<(string Id, (LayerStack Gt, RgbaImage Input) Sample)> samples)
     {
         var rows = new List<JudgedSample>();
         var judge = new RubricJudge(maxDegreeOfParallelism: -1);
         foreach (var (id, (gt, input)) in samples)
         {
+            skipped.AddRange(Degradations.Names.Where(d => !Degradations.Applies(d, gt)).Select(d => $"{id}/{d}"));
             var names = new[] { "gt" }.Concat(Degradations.Names.Where(d => Degradations.Applies(d, gt))).ToArray();
             var candidates = names.Select(n => n == "gt" ? gt : Degradations.Apply(n, gt)).ToArray();
             var judgement = judge.Judge(new JudgeGroup(id, input, candidates));
@@ -52,6 +55,7 @@ public class RubricAgreementReport(ITestOutputHelper output)
         var cells = JudgeAgreement.Compute(rows);
         output.WriteLine($"rubric/v1 (calibrated) vs ground-truth metrics on {title}: {rows.Count} decompositions (ground truth + degraded variants)");
         output.WriteLine(JudgeAgreement.Format(cells));
+        output.WriteLine($"not applicable (left out): {(skipped.Count == 0 ? "none" : string.Join(", ", skipped))}");
 
         double Rho(string s, string m) => cells.Single(c => c.Score == s && c.Metric == m).Rho!.Value;
         Assert.True(Rho("reward", "best_match_l1") < -0.3, $"reward vs best-match L1: {Rho("reward", "best_match_l1"):F3}");
