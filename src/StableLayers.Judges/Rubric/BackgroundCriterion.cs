@@ -24,7 +24,8 @@ public static class BackgroundCriterion
     /// <item>distinct = 1 - mean colour match between layer 0 and the input where the foreground is opaque (alpha
     /// &gt; 0.9): there the input shows the foreground, so a background that still matches it was not inpainted.</item>
     /// </list>
-    /// With no foreground there is nothing to fill, and the score is the opaque share.
+    /// With an empty foreground nothing was removed from layer 0 (it is the whole input): smooth and consistent are
+    /// vacuously 1 and distinct is 0, so such a candidate cannot win this criterion by having no holes to fill.
     /// </summary>
     public static BackgroundTerms Measure(IReadOnlyList<LayerPlanes> planes, float[] inputOnWhite)
     {
@@ -67,7 +68,7 @@ public static class BackgroundCriterion
 
         if (!any)
         {
-            return new BackgroundTerms(opaque, 1, 1, 1, opaque);
+            return new BackgroundTerms(opaque, 1, 1, 0, opaque * 2 / 3);
         }
 
         var hole = Masks.Dilate(mask, w, h, 1);
