@@ -4,6 +4,7 @@ using StableLayers.Benchmarks;
 
 // dotnet run -c Release --project bench/StableLayers.Benchmarks -- [BenchmarkDotNet args]   full BenchmarkDotNet run
 // ... -- quick                 a fast Stopwatch timing of every protocol (median of repeats), for CI-sized checks
+// ... -- rubric [REPEATS]      the rubric judge on one group of 8 candidates x 5 layers at 640x640, one thread (median)
 // ... -- write-sample DIR      writes DIR/pred/sample and DIR/gt/sample for bench/layerd_python_timing.py
 // ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS]   decompose time per image and transformer FLOP/s vs a float32 matmul
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
@@ -26,6 +27,13 @@ if (args.Length >= 1 && args[0] == "decompose")
     string At(int i, string fallback) => args.Length > i ? args[i] : fallback;
     int Int(int i, int fallback) => int.Parse(At(i, fallback.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture);
     DecomposeTiming.Run(At(1, "models/tiny-base"), Int(2, 128), Int(3, 4), Int(4, 20), repeats: 5);
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "rubric")
+{
+    int rubricRepeats = args.Length >= 2 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 5;
+    PrintRubricTiming(rubricRepeats);
     return 0;
 }
 
@@ -63,8 +71,15 @@ if (args.Length >= 1 && args[0] == "quick")
         Console.WriteLine($"  {name,-26} {times[times.Count / 2],9:F1} ms");
     }
 
+    PrintRubricTiming(Math.Max(3, repeats / 2));
     return 0;
 }
 
 BenchmarkSwitcher.FromAssembly(typeof(MetricBenchmarks).Assembly).Run(args);
 return 0;
+
+static void PrintRubricTiming(int repeats)
+{
+    double ms = RubricJudgeTiming.MedianMs(repeats);
+    Console.WriteLine($"  {"rubric judge, 8 cand. x 5 layers, 1 thread",-26} {ms,9:F1} ms  ({ms / RubricJudgeTiming.Candidates:F1} ms per candidate; median of {repeats})");
+}

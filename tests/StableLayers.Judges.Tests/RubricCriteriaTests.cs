@@ -1,0 +1,166 @@
+using StableLayers.Core.Imaging;
+using StableLayers.Core.Layers;
+using StableLayers.Judges.Rubric;
+using StableLayers.Metrics;
+
+namespace StableLayers.Judges.Tests;
+
+/// <summary>Each criterion on tiny hand-made layers whose right answer follows from its formula.</summary>
+public class RubricCriteriaTests
+{
+    private const int S = 40;
+
+    [Fact]
+    public void CrispOpaqueShapesAreCleanAndDefectsCountSeparately()
+    {
+        var clean = Rect(10, 10, 20, 20, 200, 30, 30, 255);
+        Assert.Equal(new AlphaTerms(0, 0, 0, 1), AlphaCriterion.Measure([Planes(Opaque()), Planes(clean)]));
+
+        var half = Rect(10, 10, 20, 20, 200, 30, 30, 128);
+        var t = AlphaCriterion.Measure([Planes(Opaque()), Planes(half)]);
+        Assert.Equal(1, t.SoftShare, 12);
+        Assert.Equal(2.0 / 3, t.Score, 12);
+
+        var specks = clean.Clone();
+        Set(specks, 2, 2, 255);
+        Set(specks, 36, 3, 255);
+        var ts = AlphaCriterion.Measure([Planes(Opaque()), Planes(specks)]);
+        Assert.Equal(2.0 / (400 + 2), ts.SpeckShare, 9); // two 1-px components against a 400-px square
+        Assert.Equal(0, ts.HazeShare);
+
+        var hazy = clean.Clone();
+        Set(hazy, 2, 2, 5);   // far from the square: haze
+        Set(hazy, 9, 15, 5);  // touching the square: an edge, not haze
+        var th = AlphaCriterion.Measure([Planes(Opaque()), Planes(hazy)]);
+        Assert.Equal(1.0 / ((S * S) - 400), th.HazeShare, 12);
+        Assert.Equal(0, th.SpeckShare);
+    }
+
+    [Fact]
+    public void ALayerRepeatingTheOneBelowIsRedundant()
+    {
+        var bg = Opaque();
+        var a = Rect(5, 5, 15, 15, 10, 200, 10, 255);
+        var b = Rect(22, 22, 12, 12, 10, 10, 200, 255);
+        var distinct = SeparationCriterion.Measure(Stack(bg, a, b), Planes(bg, a, b));
+        Assert.Equal(new SeparationTerms(0, 0, 1), distinct);
+
+        var dup = SeparationCriterion.Measure(Stack(bg, a, a), Planes(bg, a, a));
+        Assert.Equal(0.5, dup.Redundancy, 6);   // the upper copy is wholly redundant, the lower one not at all
+        Assert.Equal(0.5, dup.Overlap, 6);      // half of the foreground mass is hidden
+        Assert.Equal((1 - (0.25 * 0.5)) * 0.5, dup.Score, 6);
+
+        // Nothing separated: the foreground is empty.
+        var empty = new RgbaImage(S, S);
+        Assert.Equal(0, SeparationCriterion.Measure(Stack(bg, empty), Planes(bg, empty)).Score);
+    }
+
+    [Fact]
+    public void BackgroundIsJudgedUnderTheForeground()
+    {
+        var fg = Rect(10, 10, 20, 20, 200, 30, 30, 255);
+        var input = new LayerStack(Opaque(), fg).FlattenOnWhite();
+        var inputPlane = LayerPlanes.RgbPlane(input);
+
+        var good = BackgroundCriterion.Measure(Planes(Opaque(), fg), inputPlane);
+        Assert.Equal(new BackgroundTerms(1, 1, 1, 1, 1), good);
+
+        // Layer 0 still holds the square: busier, wrong colour, identical to the input under the foreground.
+        var kept = BackgroundCriterion.Measure(Planes(input, fg), inputPlane);
+        Assert.Equal(0, kept.Distinctness, 12);
+        Assert.True(kept.Smoothness < 0.9, $"smoothness {kept.Smoothness}");
+        Assert.True(kept.Consistency < 0.5, $"consistency {kept.Consistency}");
+        Assert.True(kept.Score < 0.5);
+
+        // A hole in layer 0 (transparent under the square) is incomplete.
+        var holed = Opaque();
+        for (int y = 10; y < 30; y++)
+        {
+            for (int x = 10; x < 30; x++)
+            {
+                Set(holed, x, y, 0);
+            }
+        }
+
+        Assert.Equal(1 - (400.0 / (S * S)), BackgroundCriterion.Measure(Planes(holed, fg), inputPlane).OpaqueShare, 12);
+    }
+
+    [Fact]
+    public void DistributionRewardsEvenUseOfTheLayers()
+    {
+        var bg = Opaque();
+        var halfCanvas = Rect(0, 0, S, S / 2, 10, 10, 10, 255);
+        var planes = Planes(bg, halfCanvas);
+        var q = LayerQuality.Assess(planes, null);
+        Assert.Equal(1, DistributionCriterion.Measure(planes, q).Score, 9);
+
+        var blank = new RgbaImage(S, S);
+        var p3 = Planes(bg, halfCanvas, blank);
+        var d3 = DistributionCriterion.Measure(p3, LayerQuality.Assess(p3, null));
+        Assert.Equal(1, d3.Blank);
+        Assert.Equal(StackMetrics.Evenness(p3)!.Value * 0.5, d3.Score, 12);
+    }
+
+    [Fact]
+    public void ValidityFallsWithReconstructionErrorAndGlazedLayers()
+    {
+        var bg = Opaque();
+        var fg = Rect(10, 10, 20, 20, 200, 30, 30, 255);
+        var input = LayerPlanes.RgbPlane(new LayerStack(bg, fg).FlattenOnWhite());
+        var exact = Planes(bg, fg);
+        Assert.Equal(1, ValidityCriterion.Measure(exact, input, LayerQuality.Assess(exact, input)).Score, 6);
+
+        var missing = Planes(bg, new RgbaImage(S, S));
+        var m = ValidityCriterion.Measure(missing, input, LayerQuality.Assess(missing, input));
+        Assert.Equal(Math.Exp(-m.ReconstructionL1 / ValidityCriterion.ReconstructionScale), m.Score, 12);
+        Assert.True(m.Score < 0.9);
+
+        var wash = Rect(0, 0, S, S, 0, 0, 0, 40);
+        var glazed = Planes(bg, fg, wash);
+        var g = ValidityCriterion.Measure(glazed, input, LayerQuality.Assess(glazed, input));
+        Assert.Equal(1, g.Glazed);
+        Assert.Equal(Math.Exp(-g.ReconstructionL1 / ValidityCriterion.ReconstructionScale) * 0.75, g.Score, 12);
+    }
+
+    [Fact]
+    public void ACandidateOfTheWrongSizeIsRejected()
+    {
+        var input = Opaque();
+        Assert.Throws<ArgumentException>(() => RubricCriteria.Evaluate(input, new LayerStack(RgbaImage.Filled(S, S + 1, 1, 2, 3, 255))));
+    }
+
+    private static RgbaImage Opaque() => RgbaImage.Filled(S, S, 240, 235, 220, 255);
+
+    private static RgbaImage Rect(int x0, int y0, int w, int h, byte r, byte g, byte b, byte a)
+    {
+        var img = new RgbaImage(S, S);
+        for (int y = y0; y < y0 + h; y++)
+        {
+            for (int x = x0; x < x0 + w; x++)
+            {
+                int o = ((y * S) + x) * 4;
+                img.Pixels[o] = r;
+                img.Pixels[o + 1] = g;
+                img.Pixels[o + 2] = b;
+                img.Pixels[o + 3] = a;
+            }
+        }
+
+        return img;
+    }
+
+    private static void Set(RgbaImage img, int x, int y, byte alpha)
+    {
+        int o = ((y * img.Width) + x) * 4;
+        img.Pixels[o] = 90;
+        img.Pixels[o + 1] = 90;
+        img.Pixels[o + 2] = 90;
+        img.Pixels[o + 3] = alpha;
+    }
+
+    private static LayerStack Stack(params RgbaImage[] layers) => new(layers);
+
+    private static LayerPlanes[] Planes(params RgbaImage[] layers) => layers.Select(LayerPlanes.From).ToArray();
+
+    private static LayerPlanes Planes(RgbaImage layer) => LayerPlanes.From(layer);
+}
