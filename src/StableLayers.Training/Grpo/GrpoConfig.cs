@@ -91,6 +91,12 @@ public sealed record GrpoConfig
         [JsonPropertyName("adv_clip")] public double AdvantageClip { get; init; } = 5;
         [JsonPropertyName("kl_beta")] public double KlBeta { get; init; }
         [JsonPropertyName("step_weight")] public bool StepWeight { get; init; }
+        /// <summary>
+        /// Optimizer steps per sampling round: the step's groups are split into this many mini-batches, each
+        /// followed by an AdamW step (Flow-GRPO's train batches). Later mini-batches are slightly off-policy,
+        /// which is what the ratio and its clipping are for; 1 keeps every ratio exactly 1.
+        /// </summary>
+        [JsonPropertyName("minibatches")] public int Minibatches { get; init; } = 2;
         [JsonPropertyName("max_nonfinite_in_row")] public int MaxNonFiniteInRow { get; init; } = 3;
     }
 
@@ -179,6 +185,8 @@ public sealed record GrpoConfig
             _ when Grpo.RatioMode is not ("sum-rescale" or "guard-mean" or "none") => $"grpo.ratio_mode '{Grpo.RatioMode}' is not one of sum-rescale, guard-mean, none",
             _ when Judge.Kind is not ("rubric" or "vlm") => $"judge.kind '{Judge.Kind}' is not one of rubric, vlm",
             _ when Judge.Kind == "vlm" && (string.IsNullOrWhiteSpace(Judge.Endpoint) || string.IsNullOrWhiteSpace(Judge.Model)) => "judge.kind = \"vlm\" needs judge.endpoint and judge.model",
+            { Grpo.Minibatches: < 1 } => "grpo.minibatches must be at least 1",
+            _ when Grpo.Minibatches > Sampling.ImagesPerStep => "grpo.minibatches cannot exceed sampling.images_per_step (a mini-batch holds whole groups)",
             { Run.CheckpointEvery: < 1 } => "run.checkpoint_every must be at least 1",
             _ => null,
         };

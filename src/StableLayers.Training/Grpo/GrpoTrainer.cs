@@ -193,9 +193,9 @@ public sealed class GrpoTrainer
             var advantages = GroupAdvantages.Compute(judged.Select(j => j.Rewards).ToList(),
                 new AdvantageOptions(config.Grpo.GlobalStd, config.Grpo.AdvantageClip));
             sw.Restart();
-            var update = GrpoUpdate.Run(groups, advantages.Advantages, adapters, optimizer, new UpdateSettings(
+            var update = GrpoUpdate.RunMinibatches(groups, advantages.Advantages, adapters, optimizer, new UpdateSettings(
                 RatioModes.Parse(config.Grpo.RatioMode), config.Grpo.RescaleExponent, config.Grpo.ClipRange, config.Grpo.KlBeta,
-                config.Grpo.StepWeight, config.Optim.GradClip));
+                config.Grpo.StepWeight, config.Optim.GradClip), config.Grpo.Minibatches);
             double updating = sw.Elapsed.TotalSeconds;
 
             var rewards = judged.SelectMany(j => j.Rewards).Where(r => r is not null).Select(r => r!.Value).ToArray();

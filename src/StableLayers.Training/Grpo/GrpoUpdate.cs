@@ -30,6 +30,46 @@ public sealed record UpdateSettings(RatioMode Mode, double RescaleExponent, doub
 /// </summary>
 public static class GrpoUpdate
 {
+    /// <summary>
+    /// Splits the groups into <paramref name="minibatches"/> consecutive mini-batches with an optimizer step each;
+    /// statistics are averaged over the mini-batches that trained. The first mini-batch is exactly on-policy.
+    /// </summary>
+    public static UpdateStats RunMinibatches(
+        IReadOnlyList<GroupRollout> groups,
+        IReadOnlyList<IReadOnlyList<double?>> advantages,
+        LoraAdapters adapters,
+        AdamW optimizer,
+        UpdateSettings settings,
+        int minibatches)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        ArgumentNullException.ThrowIfNull(advantages);
+        int parts = Math.Clamp(minibatches, 1, Math.Max(1, groups.Count));
+        var results = new List<UpdateStats>();
+        for (int p = 0; p < parts; p++)
+        {
+            int from = p * groups.Count / parts, to = (p + 1) * groups.Count / parts;
+            var r = Run(groups.Skip(from).Take(to - from).ToList(), advantages.Skip(from).Take(to - from).ToList(), adapters, optimizer, settings);
+            results.Add(r);
+            if (r.NonFinite)
+            {
+                break;
+            }
+        }
+
+        var trained = results.Where(r => r.TrainedBatches > 0).ToList();
+        if (trained.Count == 0)
+        {
+            return results.FirstOrDefault(r => r.NonFinite) ?? results[0];
+        }
+
+        double Avg(Func<UpdateStats, double> f) => trained.Average(f);
+        return new UpdateStats(
+            trained.Sum(r => r.Loss), Avg(r => r.RatioMean), Avg(r => r.RatioStd), Avg(r => r.LogRatioStd), Avg(r => r.ClipFraction),
+            Avg(r => r.Kl), Avg(r => r.GradNorm), trained.Sum(r => r.TrainedBatches), trained.Sum(r => r.TrainedSamples),
+            results.Any(r => r.NonFinite), trained[0].FirstLogRatios);
+    }
+
     public static UpdateStats Run(
         IReadOnlyList<GroupRollout> groups,
         IReadOnlyList<IReadOnlyList<double?>> advantages,
