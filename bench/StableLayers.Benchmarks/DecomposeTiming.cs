@@ -53,7 +53,7 @@ public static class DecomposeTiming
             forwardMs = Median(Math.Max(repeats, 5) * 4, Forward);
         }
 
-        double matmulFlops = MatmulFlops(repeats);
+        double matmulFlops = MatmulGflops(repeats) * 1e9;
         double modelFlops = flops / (forwardMs / 1e3);
         Console.WriteLine($"model {modelDir}: {input.Width}x{input.Height} input -> {bucket.Width}x{bucket.Height} bucket, {layers} layers, {steps} Euler steps, {get_num_threads()} threads");
         Console.WriteLine($"  decompose (VAE encode + {steps} transformer passes + decode): {decomposeMs,9:F1} ms per image (median of {repeats})");
@@ -62,7 +62,8 @@ public static class DecomposeTiming
         Console.WriteLine($"  transformer share of decompose time: {steps * forwardMs / decomposeMs:P0}");
     }
 
-    private static double MatmulFlops(int repeats)
+    /// <summary>float32 1024^3 matmul throughput on this process's threads, GFLOP/s.</summary>
+    public static double MatmulGflops(int repeats)
     {
         using var scope = NewDisposeScope();
         var g = new Generator(5);
@@ -76,7 +77,7 @@ public static class DecomposeTiming
 
         Mm();
         double ms = Median(Math.Max(repeats, 5), Mm);
-        return 2.0 * 1024 * 1024 * 1024 / (ms / 1e3);
+        return 2.0 * 1024 * 1024 * 1024 / (ms / 1e3) / 1e9;
     }
 
     private static double Median(int repeats, Action run)

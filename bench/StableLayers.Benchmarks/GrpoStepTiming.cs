@@ -1,0 +1,49 @@
+using System.Text.Json;
+using StableLayers.Judges.Rubric;
+using StableLayers.Training.Grpo;
+
+namespace StableLayers.Benchmarks;
+
+/// <summary>
+/// `grpo-step` mode: a few GRPO steps of the tiny preset at G = 8, N = 5 (one image per step, so one
+/// mini-batch), the time split (sampling / judging / update), the update's achieved FLOP/s (analytic
+/// transformer count x 3 for forward + backward) against a float32 matmul timed in the same process, and
+/// the process's peak RSS.
+/// </summary>
+public static class GrpoStepTiming
+{
+    public static async Task RunAsync(string modelDir, int steps)
+    {
+        string runDir = Path.Combine(Path.GetTempPath(), "stablelayers-grpo-bench-" + Guid.NewGuid().ToString("N"));
+        var config = new GrpoConfig
+        {
+            Steps = steps,
+            Threads = 2,
+            Sampling = new GrpoConfig.SamplingSection { GroupSize = 8, ImagesPerStep = 1, MinLayers = 5, MaxLayers = 5 },
+            Data = new GrpoConfig.DataSection { HeldoutCount = 0 },
+            Grpo = new GrpoConfig.GrpoSection { Minibatches = 1 },
+            Run = new GrpoConfig.RunSection { CheckpointEvery = 1000, EvalEvery = 0, GridEvery = 0 },
+        };
+        try
+        {
+            await new GrpoTrainer(config, modelDir, runDir, new RubricJudge(), TextWriter.Null).RunAsync(resume: false);
+            var logs = File.ReadAllLines(Path.Combine(runDir, GrpoTrainer.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
+            var timed = logs.Skip(1).ToList(); // the first step pays for warm-up
+            double matmul = DecomposeTiming.MatmulGflops(5);
+            double sampling = timed.Average(s => s.SamplingSeconds), judging = timed.Average(s => s.JudgingSeconds), update = timed.Average(s => s.UpdateSeconds);
+            double total = sampling + judging + update;
+            double gflops = timed.Average(s => s.UpdateGflops);
+            Console.WriteLine($"GRPO step, tiny preset ({modelDir}), G = 8 candidates, N = 5 layers, {config.Sampling.Steps} sampling steps, SDE window {config.Sampling.SdeWindow}, 2 threads; mean of steps 2..{steps}");
+            Console.WriteLine($"  sampling {sampling:F2} s ({sampling / total:P0})  judging {judging:F2} s ({judging / total:P0})  update {update:F2} s ({update / total:P0})  total {total:F2} s");
+            Console.WriteLine($"  update: {gflops:F2} GFLOP/s (transformer forward+backward, analytic); float32 matmul same run {matmul:F2} GFLOP/s; ratio {gflops / matmul:F3}");
+            Console.WriteLine($"  peak RSS {logs.Max(s => s.PeakRssMb):F0} MB");
+        }
+        finally
+        {
+            if (Directory.Exists(runDir))
+            {
+                Directory.Delete(runDir, recursive: true);
+            }
+        }
+    }
+}
