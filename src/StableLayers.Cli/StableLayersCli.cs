@@ -32,6 +32,7 @@ public static class StableLayersCli
             DecomposeCommand.Build(),
             GridCommand.Build(),
             TrainCommand.Build(),
+            ReportCommand.Build(),
         };
         return root;
     }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using StableLayers.Core;
 using StableLayers.Training.Grpo;
+using StableLayers.Training.Reporting;
 
 namespace StableLayers.Cli.Commands;
 
@@ -35,6 +36,7 @@ public static class TrainCommand
             try
             {
                 var state = await trainer.RunAsync(parse.GetValue(resume), parse.GetValue(steps), cancel);
+                stdout.WriteLine($"report: {RunReport.Write(run)}");
                 stdout.WriteLine(state.Step >= cfg.Steps
                     ? $"training done: {state.Step} steps in {state.Seconds / 60:F1} min; LoRA in {Path.Combine(run, GrpoTrainer.LoraFile)}"
                     : $"stopped at step {state.Step}/{cfg.Steps}; continue with --resume");

@@ -264,8 +264,11 @@ public sealed class GrpoTrainer
     private async Task EvaluateAsync(HeldoutEvaluation heldout, int step, CancellationToken cancel)
     {
         var sw = Stopwatch.StartNew();
-        var (evalLog, _) = await heldout.RunAsync(step, judge, cancel).ConfigureAwait(false);
+        var (evalLog, predictions) = await heldout.RunAsync(step, judge, cancel).ConfigureAwait(false);
         AppendLine(EvalFile, evalLog);
+        string grid = HeldoutEvaluation.GridPath(runDir, step);
+        Directory.CreateDirectory(Path.GetDirectoryName(grid)!);
+        PngCodec.Write(grid, heldout.Grid(predictions));
         log.WriteLine($"eval step {step}: best-match L1 {evalLog.BestMatchL1:F4}, bad layers {evalLog.BadLayers:F2}, recon L1 {evalLog.ReconL1:F4}, reward {evalLog.RewardMean:F3} ({sw.Elapsed.TotalSeconds:F1} s)");
     }
 

@@ -14,6 +14,15 @@ namespace StableLayers.Training.Grpo;
 /// </summary>
 public sealed class HeldoutEvaluation(LayeredModel model, IReadOnlyList<SynthSample> samples, int steps)
 {
+    /// <summary>Rows of held-out inputs and their decompositions shown in grids and the report.</summary>
+    public const int GridRows = 6;
+
+    public static string GridPath(string runDir, int step) => Path.Combine(runDir, "eval", string.Create(CultureInfo.InvariantCulture, $"step_{step:D5}.png"));
+
+    /// <summary>The first <see cref="GridRows"/> held-out inputs with their predicted layers.</summary>
+    public Core.Imaging.RgbaImage Grid(IReadOnlyList<Core.Layers.LayerStack> predictions) =>
+        Core.Layers.LayerGrid.Render(samples.Zip(predictions).Take(GridRows).Select(p => ((Core.Imaging.RgbaImage?)p.First.Stack.FlattenOnWhite(), p.Second)).ToList());
+
     public static IReadOnlyList<SynthSample> Samples(int resolution, int seed, int count, int minLayers, int maxLayers) =>
         new SynthGenerator(new SynthOptions { Size = resolution, Seed = seed, MinLayers = minLayers, MaxLayers = maxLayers }).Generate(0, count).ToList();
 

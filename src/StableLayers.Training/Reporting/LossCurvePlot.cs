@@ -6,7 +6,11 @@ namespace StableLayers.Training.Reporting;
 public static class LossCurvePlot
 {
     /// <summary>One series per entry; x is the step. A moving average is drawn over noisy raw values.</summary>
-    public static void Save(string path, string title, IReadOnlyDictionary<string, IReadOnlyList<(long Step, double Value)>> series, bool logY = true, int width = 900, int height = 500)
+    public static void Save(string path, string title, IReadOnlyDictionary<string, IReadOnlyList<(long Step, double Value)>> series, bool logY = true, int width = 900, int height = 500) =>
+        AtomicFile.WriteAllBytes(path, Render(title, series, logY, width, height));
+
+    /// <summary>The plot as PNG bytes.</summary>
+    public static byte[] Render(string title, IReadOnlyDictionary<string, IReadOnlyList<(long Step, double Value)>> series, bool logY = true, int width = 900, int height = 500, string? yLabel = null)
     {
         ArgumentNullException.ThrowIfNull(series);
         var plot = new ScottPlot.Plot();
@@ -31,10 +35,9 @@ public static class LossCurvePlot
 
         plot.Title(title);
         plot.XLabel("step");
-        plot.YLabel(logY ? "log10(value), moving average" : "value, moving average");
+        plot.YLabel(yLabel ?? (logY ? "log10(value), moving average" : "value, moving average"));
         plot.ShowLegend();
-        var bytes = plot.GetImageBytes(width, height, ScottPlot.ImageFormat.Png);
-        AtomicFile.WriteAllBytes(path, bytes);
+        return plot.GetImageBytes(width, height, ScottPlot.ImageFormat.Png);
     }
 
     private static double[] Smooth(double[] v, int window)
