@@ -32,6 +32,8 @@ public static class StableLayersCli
             DecomposeCommand.Build(),
             GridCommand.Build(),
             TrainCommand.Build(),
+            ScoreCommand.Build(),
+            JudgeAgreementCommand.Build(),
         };
         return root;
     }
