@@ -33,6 +33,8 @@ public static class StableLayersCli
             GridCommand.Build(),
             TrainCommand.Build(),
             ReportCommand.Build(),
+            ScoreCommand.Build(),
+            JudgeAgreementCommand.Build(),
         };
         return root;
     }

@@ -8,8 +8,8 @@ namespace StableLayers.Training.Grpo;
 /// <summary>Builds the configured judge: the offline rubric judge, or a VLM judge with an on-disk cache.</summary>
 public static class JudgeFactory
 {
-    /// <param name="cacheDir">Where VLM judgements are cached (ignored by the rubric judge).</param>
-    public static IJudge Create(GrpoConfig.JudgeSection judge, string cacheDir)
+    /// <param name="cacheDir">Where VLM judgements are cached (ignored by the rubric judge; null = no cache).</param>
+    public static IJudge Create(GrpoConfig.JudgeSection judge, string? cacheDir)
     {
         ArgumentNullException.ThrowIfNull(judge);
         if (judge.Kind == "rubric")
@@ -36,6 +36,6 @@ public static class JudgeFactory
             PricePerMillionIn = judge.PriceInPerMillion,
             PricePerMillionOut = judge.PriceOutPerMillion,
         };
-        return new VlmJudge(options, new JudgementCache(cacheDir));
+        return new VlmJudge(options, cacheDir is null ? null : new JudgementCache(cacheDir));
     }
 }
