@@ -21,6 +21,8 @@ public sealed record StepLog
     [JsonPropertyName("reward_mean")] public double RewardMean { get; init; }
     [JsonPropertyName("reward_std")] public double RewardStd { get; init; }
     [JsonPropertyName("phase1_reward_mean")] public double Phase1RewardMean { get; init; }
+    /// <summary>Mean final score per criterion (calibrated where available), keyed like the judge's JSON.</summary>
+    [JsonPropertyName("criteria")] public IReadOnlyDictionary<string, double> Criteria { get; init; } = new Dictionary<string, double>();
     [JsonPropertyName("zero_std_ratio")] public double ZeroStdRatio { get; init; }
     [JsonPropertyName("ties_before")] public int TiesBefore { get; init; }
     [JsonPropertyName("ties_after")] public int TiesAfter { get; init; }

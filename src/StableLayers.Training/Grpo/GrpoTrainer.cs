@@ -208,6 +208,7 @@ public sealed class GrpoTrainer
                 RewardMean = rewards.Length == 0 ? double.NaN : rewards.Average(),
                 RewardStd = rewards.Length == 0 ? double.NaN : GroupAdvantages.PopulationStd(rewards),
                 Phase1RewardMean = phase1.Length == 0 ? double.NaN : phase1.Average(),
+                Criteria = CriterionMeans(judged),
                 ZeroStdRatio = advantages.ZeroStdRatio,
                 TiesBefore = judged.Sum(j => j.Diagnostics.TiesBefore),
                 TiesAfter = judged.Sum(j => j.Diagnostics.TiesAfter),
@@ -245,6 +246,14 @@ public sealed class GrpoTrainer
     }
 
     private List<(RgbaImage Input, IReadOnlyList<LayerStack> Candidates)> lastGroups = [];
+
+    private static Dictionary<string, double> CriterionMeans(IEnumerable<GroupJudgement> judged)
+    {
+        var scores = judged.SelectMany(j => j.Candidates).Where(c => !c.Failed).Select(c => c.Calibrated ?? c.Phase1).OfType<CriterionScores>().ToList();
+        return scores.Count == 0
+            ? []
+            : Criteria.All.ToDictionary(Criteria.Key, c => scores.Average(s => s[c]));
+    }
 
     /// <summary>The last step's first group: the input, then one row per candidate.</summary>
     private void WriteGrid(int step)
