@@ -98,7 +98,14 @@ public class RubricCriteriaTests
         var p3 = Planes(bg, halfCanvas, blank);
         var d3 = DistributionCriterion.Measure(p3, LayerQuality.Assess(p3, null));
         Assert.Equal(1, d3.Blank);
-        Assert.Equal(StackMetrics.Evenness(p3)!.Value * 0.5, d3.Score, 12);
+        Assert.Equal(Math.Min(1, StackMetrics.Evenness(p3)!.Value / DistributionCriterion.SpreadEvenness) * 0.5, d3.Score, 12);
+
+        // A small object on a background is spread enough below J = 0.5 only in proportion; above it, full marks.
+        var dot = Rect(0, 0, 3, 3, 10, 10, 10, 255);
+        var small = Planes(bg, dot);
+        double j = StackMetrics.Evenness(small)!.Value;
+        Assert.True(j < DistributionCriterion.SpreadEvenness);
+        Assert.Equal(j / DistributionCriterion.SpreadEvenness, DistributionCriterion.Measure(small, LayerQuality.Assess(small, null)).Score, 12);
     }
 
     [Fact]
@@ -112,14 +119,14 @@ public class RubricCriteriaTests
 
         var missing = Planes(bg, new RgbaImage(S, S));
         var m = ValidityCriterion.Measure(missing, input, LayerQuality.Assess(missing, input));
-        Assert.Equal(Math.Exp(-m.ReconstructionL1 / ValidityCriterion.ReconstructionScale), m.Score, 12);
+        Assert.Equal(1 / (1 + (m.ReconstructionL1 / ValidityCriterion.ReconstructionScale)), m.Score, 12);
         Assert.True(m.Score < 0.9);
 
         var wash = Rect(0, 0, S, S, 0, 0, 0, 40);
         var glazed = Planes(bg, fg, wash);
         var g = ValidityCriterion.Measure(glazed, input, LayerQuality.Assess(glazed, input));
         Assert.Equal(1, g.Glazed);
-        Assert.Equal(Math.Exp(-g.ReconstructionL1 / ValidityCriterion.ReconstructionScale) * 0.75, g.Score, 12);
+        Assert.Equal(1 / (1 + (g.ReconstructionL1 / ValidityCriterion.ReconstructionScale)) * 0.75, g.Score, 12);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using StableLayers.Core;
+using StableLayers.Judges;
 using Tomlyn;
 using Tomlyn.Model;
 
@@ -105,6 +106,9 @@ public sealed record GrpoConfig
         /// <summary>"rubric" (offline, default) or "vlm".</summary>
         [JsonPropertyName("kind")] public string Kind { get; init; } = "rubric";
         [JsonPropertyName("calibrate")] public bool Calibrate { get; init; } = true;
+
+        /// <summary>Reward = weighted mean of the five criteria (missing keys weigh 1).</summary>
+        [JsonPropertyName("weights")] public RewardWeights Weights { get; init; } = RewardWeights.Equal;
         [JsonPropertyName("endpoint")] public string? Endpoint { get; init; }
         [JsonPropertyName("model")] public string? Model { get; init; }
 

@@ -14,7 +14,7 @@ public static class JudgeFactory
         ArgumentNullException.ThrowIfNull(judge);
         if (judge.Kind == "rubric")
         {
-            return new RubricJudge(new JudgeOptions { Calibrate = judge.Calibrate });
+            return new RubricJudge(new JudgeOptions { Calibrate = judge.Calibrate, Weights = judge.Weights });
         }
 
         if (!Uri.TryCreate(judge.Endpoint, UriKind.Absolute, out var endpoint) || endpoint.Scheme is not ("http" or "https"))
@@ -31,6 +31,7 @@ public static class JudgeFactory
             MaxRetries = judge.MaxRetries,
             Timeout = TimeSpan.FromSeconds(judge.TimeoutSeconds),
             Calibrate = judge.Calibrate,
+            Weights = judge.Weights,
             UseJsonSchema = judge.UseJsonSchema,
             IncludeRecomposite = judge.IncludeRecomposite,
             PricePerMillionIn = judge.PriceInPerMillion,
