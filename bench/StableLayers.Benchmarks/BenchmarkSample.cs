@@ -21,7 +21,7 @@ public static class BenchmarkSample
         var pred = new List<RgbaImage> { gt[0].Clone() };
         for (int k = 1; k < gt.Count; k++)
         {
-            var shifted = Shift(gt[k], 3 * k, -2 * k);
+            var shifted = ImageShift.Shift(gt[k], 3 * k, -2 * k);
             if (k == gt.Count - 1)
             {
                 for (int i = 3; i < shifted.Pixels.Length; i += 4)
@@ -41,29 +41,5 @@ public static class BenchmarkSample
         var (pred, gt) = Create();
         LayeredFolder.Write(Path.Combine(dir, "pred", "sample"), pred);
         LayeredFolder.Write(Path.Combine(dir, "gt", "sample"), gt);
-    }
-
-    private static RgbaImage Shift(RgbaImage src, int dx, int dy)
-    {
-        var dst = new RgbaImage(src.Width, src.Height);
-        for (int y = 0; y < src.Height; y++)
-        {
-            int sy = y - dy;
-            if ((uint)sy >= (uint)src.Height)
-            {
-                continue;
-            }
-
-            for (int x = 0; x < src.Width; x++)
-            {
-                int sx = x - dx;
-                if ((uint)sx < (uint)src.Width)
-                {
-                    Array.Copy(src.Pixels, ((sy * src.Width) + sx) * 4, dst.Pixels, ((y * src.Width) + x) * 4, 4);
-                }
-            }
-        }
-
-        return dst;
     }
 }

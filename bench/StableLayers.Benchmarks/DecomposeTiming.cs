@@ -25,7 +25,7 @@ public static class DecomposeTiming
         var options = new DecomposeOptions { Layers = layers, Steps = steps, Seed = 1 };
 
         decomposer.Decompose(input, options);
-        double decomposeMs = Median(repeats, () => decomposer.Decompose(input, options));
+        double decomposeMs = MedianMs(repeats, () => decomposer.Decompose(input, options));
 
         var cfg = model.Config;
         var bucket = ResolutionBucket.For(input.Width, input.Height, cfg.Resolution, cfg.PixelsPerToken, cfg.PixelsPerToken);
@@ -50,7 +50,7 @@ public static class DecomposeTiming
             }
 
             Forward();
-            forwardMs = Median(Math.Max(repeats, 5) * 4, Forward);
+            forwardMs = MedianMs(Math.Max(repeats, 5) * 4, Forward);
         }
 
         double matmulFlops = MatmulGflops(repeats) * 1e9;
@@ -76,11 +76,12 @@ public static class DecomposeTiming
         }
 
         Mm();
-        double ms = Median(Math.Max(repeats, 5), Mm);
+        double ms = MedianMs(Math.Max(repeats, 5), Mm);
         return 2.0 * 1024 * 1024 * 1024 / (ms / 1e3) / 1e9;
     }
 
-    private static double Median(int repeats, Action run)
+    /// <summary>Median wall time of <paramref name="repeats"/> runs, in milliseconds.</summary>
+    public static double MedianMs(int repeats, Action run)
     {
         var times = new List<double>();
         for (int i = 0; i < repeats; i++)

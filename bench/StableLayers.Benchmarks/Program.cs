@@ -66,16 +66,7 @@ if (args.Length >= 1 && args[0] == "quick")
     foreach (var (name, run) in cases)
     {
         run();
-        var times = new List<double>();
-        for (int i = 0; i < repeats; i++)
-        {
-            var sw = Stopwatch.StartNew();
-            run();
-            times.Add(sw.Elapsed.TotalMilliseconds);
-        }
-
-        times.Sort();
-        Console.WriteLine($"  {name,-26} {times[times.Count / 2],9:F1} ms");
+        Console.WriteLine($"  {name,-26} {DecomposeTiming.MedianMs(repeats, () => run()),9:F1} ms");
     }
 
     PrintRubricTiming(Math.Max(3, repeats / 2));

@@ -96,7 +96,10 @@ public static class LayerQuality
     /// True when specks (8-connected components of alpha &gt; 0.1 smaller than max(4 px, 0.01% of the canvas))
     /// hold more than 25% of the layer's alpha mass.
     /// </summary>
-    public static bool IsSpeckle(LayerPlanes layer)
+    public static bool IsSpeckle(LayerPlanes layer) => SpeckShare(layer) > Thresholds.ArtifactSpeckMass;
+
+    /// <summary>Share of the layer's alpha mass in specks (components smaller than max(4 px, 0.01% of the canvas)); 0 for an empty layer.</summary>
+    public static double SpeckShare(LayerPlanes layer)
     {
         ArgumentNullException.ThrowIfNull(layer);
         double mass = 0;
@@ -107,7 +110,7 @@ public static class LayerQuality
 
         if (mass <= 0)
         {
-            return false;
+            return 0;
         }
 
         double speckLimit = Math.Max(Thresholds.SpeckMinPixels, Thresholds.SpeckCanvasFraction * layer.PixelCount);
@@ -120,7 +123,7 @@ public static class LayerQuality
             }
         }
 
-        return speckMass > Thresholds.ArtifactSpeckMass * mass;
+        return Math.Min(1, speckMass / mass);
     }
 }
 

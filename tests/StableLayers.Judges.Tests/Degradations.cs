@@ -100,29 +100,7 @@ public static class Degradations
         return new LayerStack(layers);
     }
 
-    public static RgbaImage Shift(RgbaImage src, int dx, int dy)
-    {
-        var dst = new RgbaImage(src.Width, src.Height);
-        for (int y = 0; y < src.Height; y++)
-        {
-            int sy = y - dy;
-            if ((uint)sy >= (uint)src.Height)
-            {
-                continue;
-            }
-
-            for (int x = 0; x < src.Width; x++)
-            {
-                int sx = x - dx;
-                if ((uint)sx < (uint)src.Width)
-                {
-                    Array.Copy(src.Pixels, ((sy * src.Width) + sx) * 4, dst.Pixels, ((y * src.Width) + x) * 4, 4);
-                }
-            }
-        }
-
-        return dst;
-    }
+    public static RgbaImage Shift(RgbaImage src, int dx, int dy) => ImageShift.Shift(src, dx, dy);
 
     public static int HeaviestForeground(LayerStack stack)
     {

@@ -129,3 +129,124 @@ public sealed class GrpoTrainerTests : IDisposable
 
     public void Dispose() => dir.Dispose();
 }
+
+/// <summary>Fails chosen candidates (a VLM that timed out), scores the rest like <see cref="BrightBackgroundJudge"/>.</summary>
+internal sealed class FlakyJudge(Func<int, bool> fails) : IJudge
+{
+    private readonly BrightBackgroundJudge inner = new();
+
+    public string Name => "test/flaky";
+
+    public async Task<GroupJudgement> JudgeAsync(JudgeGroup group, CancellationToken cancellationToken = default)
+    {
+        var j = await inner.JudgeAsync(group, cancellationToken);
+        var candidates = j.Candidates.Select(c => fails(c.Index) ? CandidateJudgement.Failure(c.Index, "timed out") : c).ToList();
+        return j with { Candidates = candidates, Diagnostics = j.Diagnostics with { Failures = candidates.Count(c => c.Failed) } };
+    }
+}
+
+public sealed class GrpoFailureTests : IDisposable
+{
+    private readonly TempDir dir = new();
+    private readonly string modelDir;
+
+    public GrpoFailureTests()
+    {
+        modelDir = Path.Combine(dir.Path, "model");
+        var config = new LayeredModelConfig
+        {
+            Name = "test",
+            Resolution = 16,
+            Transformer = TransformerConfig.Tiny(layers: 1, heads: 2, headDim: 16, textDim: 16, inChannels: 16, outChannels: 4),
+            Vae = VaeConfig.Tiny(baseDim: 8, zDim: 4, dimMult: [1, 2]),
+            TextEncoder = new TinyTextEncoderConfig { HiddenSize = 16, NumHeads = 2, NumLayers = 1 },
+        };
+        var captions = new SynthGenerator(new SynthOptions { Size = 16 }).Generate(0, 20).Select(s => s.Caption);
+        using var model = LayeredModel.Create(config, WordTokenizer.Build(captions), seed: 3);
+        model.Save(modelDir);
+    }
+
+    private static GrpoConfig Config(int steps, double lr = 3e-4, int maxNonFinite = 3) => new()
+    {
+        Seed = 1,
+        Steps = steps,
+        Threads = 1,
+        Sampling = new GrpoConfig.SamplingSection { GroupSize = 3, ImagesPerStep = 2, Steps = 4, SdeWindow = 1, MinLayers = 2, MaxLayers = 2 },
+        Data = new GrpoConfig.DataSection { HeldoutCount = 0 },
+        Lora = new GrpoConfig.LoraSection { Rank = 2, Alpha = 2 },
+        Optim = new GrpoConfig.OptimSection { LearningRate = lr, GradClip = 1e30 },
+        Grpo = new GrpoConfig.GrpoSection { ClipRange = 0.2, MaxNonFiniteInRow = maxNonFinite, Minibatches = 1 },
+        Run = new GrpoConfig.RunSection { CheckpointEvery = 1, EvalEvery = 0, GridEvery = 0 },
+    };
+
+    private static List<StepLog> ReadLog(string runDir) =>
+        File.ReadAllLines(Path.Combine(runDir, GrpoTrainer.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
+
+    [Fact]
+    public async Task FailedJudgementsDropCandidatesAndGroupsButTrainingGoesOn()
+    {
+        string run = Path.Combine(dir.Path, "flaky");
+        // Candidate 0 of every group fails: groups of 3 keep 2 and still train.
+        await new GrpoTrainer(Config(2), modelDir, run, new FlakyJudge(i => i == 0), TextWriter.Null).RunAsync(resume: false);
+        var log = ReadLog(run);
+        Assert.All(log, s => Assert.Equal(2, s.JudgeFailures));
+        Assert.All(log, s => Assert.Equal(0, s.DroppedGroups));
+        Assert.All(log, s => Assert.True(s.GradNorm > 0));
+
+        // Two of three fail: every group is dropped (fewer than 2 left), nothing is trained, nothing is scored 0.
+        string run2 = Path.Combine(dir.Path, "flaky2");
+        await new GrpoTrainer(Config(1), modelDir, run2, new FlakyJudge(i => i < 2), TextWriter.Null).RunAsync(resume: false);
+        var s2 = Assert.Single(ReadLog(run2));
+        Assert.Equal(2, s2.DroppedGroups);
+        Assert.Equal(0, s2.GradNorm);
+    }
+
+    [Fact]
+    public async Task NonFiniteStepsAreSkippedAndTooManyInARowStopTheRunWithACheckpoint()
+    {
+        string run = Path.Combine(dir.Path, "nan");
+        // A learning rate of 1e30 makes the adapters overflow after the first update; later losses are not finite.
+        var e = await Assert.ThrowsAsync<InvalidOperationException>(() =>
+            new GrpoTrainer(Config(10, lr: 1e30, maxNonFinite: 2), modelDir, run, new BrightBackgroundJudge(), TextWriter.Null).RunAsync(resume: false));
+        Assert.Contains("non-finite", e.Message);
+        var log = ReadLog(run);
+        Assert.True(log.Count < 10);
+        Assert.True(log[^1].NonFinite && log[^2].NonFinite);
+        Assert.False(log[0].NonFinite);
+        Assert.True(File.Exists(Path.Combine(run, "checkpoint", "state.json")));
+    }
+
+    [Fact]
+    public async Task AnUnwritableRunFolderFailsBeforeTraining()
+    {
+        string file = Path.Combine(dir.Path, "a-file");
+        File.WriteAllText(file, "x");
+        var judge = new BrightBackgroundJudge();
+        var e = await Assert.ThrowsAsync<StableLayers.Core.BadInputException>(() =>
+            new GrpoTrainer(Config(1), modelDir, Path.Combine(file, "run"), judge, TextWriter.Null).RunAsync(resume: false));
+        Assert.Contains("not writable", e.Message);
+        Assert.Equal(0, judge.Calls);
+    }
+
+    [Fact]
+    public async Task CancellationCheckpointsTheLastFinishedStep()
+    {
+        string run = Path.Combine(dir.Path, "cancel");
+        using var cts = new CancellationTokenSource();
+        var trainer = new GrpoTrainer(Config(50), modelDir, run, new BrightBackgroundJudge(), TextWriter.Null)
+        {
+            Progress = new SyncProgress(s => { if (s.Step == 1) cts.Cancel(); }),
+        };
+        var state = await trainer.RunAsync(resume: false, cancel: cts.Token);
+        Assert.Equal(2, state.Step);
+        var saved = JsonSerializer.Deserialize<GrpoRunState>(File.ReadAllText(Path.Combine(run, "checkpoint", "state.json")))!;
+        Assert.Equal(2, saved.Step);
+    }
+
+    private sealed class SyncProgress(Action<StepLog> report) : IProgress<StepLog>
+    {
+        public void Report(StepLog value) => report(value);
+    }
+
+    public void Dispose() => dir.Dispose();
+}

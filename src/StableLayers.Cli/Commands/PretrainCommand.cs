@@ -1,6 +1,7 @@
 using System.CommandLine;
 using StableLayers.Core;
 using StableLayers.Model;
+using StableLayers.Training.Checkpoints;
 using StableLayers.Training.Pretraining;
 using StableLayers.Training.Reporting;
 
@@ -32,7 +33,7 @@ public static class PretrainCommand
 
             string outDir = parse.GetRequiredValue(output).FullName;
             string run = parse.GetValue(runDir)?.FullName ?? outDir.TrimEnd('/') + ".run";
-            CheckWritable(run);
+            RunFolder.EnsureWritable(run);
             var stdout = parse.InvocationConfiguration.Output;
             var trainer = new TinyPretrainer(cfg, run, stdout) { MaxStepsThisRun = parse.GetValue(maxSteps), InitFrom = parse.GetValue(initFrom)?.FullName };
             var state = trainer.Run(parse.GetValue(resume), cancel);
@@ -48,21 +49,6 @@ public static class PretrainCommand
             return Task.FromResult(StableLayersCli.ExitOk);
         });
         return cmd;
-    }
-
-    private static void CheckWritable(string dir)
-    {
-        try
-        {
-            Directory.CreateDirectory(dir);
-            var probe = Path.Combine(dir, ".write-probe");
-            File.WriteAllText(probe, "ok");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BadInputException(dir, $"run folder is not writable ({e.Message})");
-        }
     }
 
     private static void SaveCurves(string run, PretrainState state)

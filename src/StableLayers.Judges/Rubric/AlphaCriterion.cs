@@ -78,32 +78,7 @@ public static class AlphaCriterion
     }
 
     /// <summary>Share of the alpha mass in components smaller than the EVALUATION.md speck size.</summary>
-    public static double SpeckShare(LayerPlanes layer)
-    {
-        ArgumentNullException.ThrowIfNull(layer);
-        double mass = 0;
-        foreach (float a in layer.Alpha)
-        {
-            mass += a;
-        }
-
-        if (mass <= 0)
-        {
-            return 0;
-        }
-
-        double limit = Math.Max(Thresholds.SpeckMinPixels, Thresholds.SpeckCanvasFraction * layer.PixelCount);
-        double speckMass = 0;
-        foreach (var (size, componentMass) in ConnectedComponents.Covered(layer))
-        {
-            if (size < limit)
-            {
-                speckMass += componentMass;
-            }
-        }
-
-        return Math.Min(1, speckMass / mass);
-    }
+    public static double SpeckShare(LayerPlanes layer) => LayerQuality.SpeckShare(layer);
 
     /// <summary>Share of the pixels with alpha &lt;= 0.1 that have some alpha but no pixel above 0.1 in their 3x3 neighbourhood.</summary>
     public static double HazeShare(LayerPlanes layer)

@@ -14,7 +14,8 @@ public sealed record GrpoRunState
     [JsonPropertyName("judge_usage")] public JudgeUsage JudgeUsage { get; init; } = JudgeUsage.None;
 }
 
-/// <summary>One line of metrics.jsonl: what a step did and cost.</summary>
+/// <summary>One line of metrics.jsonl: what a step did and cost (NaN where a value is undefined, e.g. a skipped update).</summary>
+[JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 public sealed record StepLog
 {
     [JsonPropertyName("step")] public int Step { get; init; }
@@ -50,6 +51,7 @@ public sealed record StepLog
 }
 
 /// <summary>One line of eval.jsonl: held-out metrics of the current policy (deterministic sampling).</summary>
+[JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 public sealed record EvalLog
 {
     [JsonPropertyName("step")] public int Step { get; init; }

@@ -193,7 +193,9 @@ public sealed class GrpoTrainer
             var advantages = GroupAdvantages.Compute(judged.Select(j => j.Rewards).ToList(),
                 new AdvantageOptions(config.Grpo.GlobalStd, config.Grpo.AdvantageClip));
             sw.Restart();
-            var update = GrpoUpdate.RunMinibatches(groups, advantages.Advantages, adapters, optimizer, new UpdateSettings(
+            // A policy that produces non-finite latents has diverged: its rewards mean nothing, so the step is skipped.
+            bool divergedSamples = groups.Any(g => !g.Sampling.Final.isfinite().all().item<bool>());
+            var update = divergedSamples ? UpdateStats.Skipped : GrpoUpdate.RunMinibatches(groups, advantages.Advantages, adapters, optimizer, new UpdateSettings(
                 RatioModes.Parse(config.Grpo.RatioMode), config.Grpo.RescaleExponent, config.Grpo.ClipRange, config.Grpo.KlBeta,
                 config.Grpo.StepWeight, config.Optim.GradClip), config.Grpo.Minibatches);
             double updating = sw.Elapsed.TotalSeconds;
@@ -297,18 +299,7 @@ public sealed class GrpoTrainer
     /// <summary>Fails before any work when the run folder can't be written; a new run refuses to overwrite an old one.</summary>
     private void PrepareRunFolder(bool resume)
     {
-        try
-        {
-            Directory.CreateDirectory(runDir);
-            string probe = Path.Combine(runDir, ".write-test");
-            File.WriteAllText(probe, "ok");
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new BadInputException(runDir, $"run folder is not writable ({e.Message})");
-        }
-
+        RunFolder.EnsureWritable(runDir);
         if (new DriveInfo(Path.GetFullPath(runDir)).AvailableFreeSpace < 64L << 20)
         {
             throw new BadInputException(runDir, "less than 64 MB free on the run folder's disk");

@@ -17,7 +17,11 @@ public sealed record UpdateStats(
     int TrainedBatches,
     int TrainedSamples,
     bool NonFinite,
-    IReadOnlyList<double> FirstLogRatios);
+    IReadOnlyList<double> FirstLogRatios)
+{
+    /// <summary>A step whose update was skipped because something was not finite.</summary>
+    public static UpdateStats Skipped { get; } = new(double.NaN, double.NaN, double.NaN, double.NaN, double.NaN, 0, double.NaN, 0, 0, true, []);
+}
 
 /// <summary>How the loss is formed (from <see cref="GrpoConfig.GrpoSection"/>).</summary>
 public sealed record UpdateSettings(RatioMode Mode, double RescaleExponent, double ClipRange, double KlBeta, bool StepWeight, double GradClip);
