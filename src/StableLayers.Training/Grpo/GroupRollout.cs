@@ -43,7 +43,7 @@ public sealed class GroupRollout : IDisposable
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(settings);
-        var conditioning = GroupConditioning.Create(model, image.Image, layers, settings.GroupSize, settings.Prompt);
+        var conditioning = GroupConditioning.Create(model, image.Image, layers, settings.GroupSize, settings.PromptFor(image.Caption));
         try
         {
             var schedule = ScheduleFor(conditioning, settings.Steps);
@@ -77,4 +77,10 @@ public sealed class GroupRollout : IDisposable
 }
 
 /// <summary>How the training sampler runs (from <see cref="GrpoConfig.SamplingSection"/>).</summary>
-public sealed record RolloutSettings(int GroupSize, int Steps, double NoiseLevel, SdeKind Kind, string Prompt);
+public sealed record RolloutSettings(int GroupSize, int Steps, double NoiseLevel, SdeKind Kind, string Prompt)
+{
+    /// <summary>The config value that stands for each image's own caption (a detailed prompt; empty where there is none).</summary>
+    public const string CaptionPrompt = "{caption}";
+
+    public string PromptFor(string? caption) => Prompt == CaptionPrompt ? caption ?? string.Empty : Prompt;
+}

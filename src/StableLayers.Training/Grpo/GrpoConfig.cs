@@ -59,6 +59,7 @@ public sealed record GrpoConfig
         [JsonPropertyName("sde_kind")] public string SdeKind { get; init; } = "sde";
         [JsonPropertyName("min_layers")] public int MinLayers { get; init; } = 2;
         [JsonPropertyName("max_layers")] public int MaxLayers { get; init; } = 5;
+        /// <summary>The prompt for every image ("" = basic), or "{caption}" for each image's own caption (detailed; synth only).</summary>
         [JsonPropertyName("prompt")] public string Prompt { get; init; } = string.Empty;
         [JsonPropertyName("eval_steps")] public int EvalSteps { get; init; } = 20;
     }

@@ -89,7 +89,7 @@ public sealed class GrpoTrainer
         TruncateLog(EvalFile, state.Step, inclusiveEval: true);
         var images = Images ?? TrainingImages.Synthetic(model.Config.Resolution, config.Data.SynthSeed, config.Sampling.MinLayers, config.Sampling.MaxLayers);
         var heldout = new HeldoutEvaluation(model, HeldoutEvaluation.Samples(model.Config.Resolution, config.Data.HeldoutSeed, config.Data.HeldoutCount,
-            config.Sampling.MinLayers, config.Sampling.MaxLayers), config.Sampling.EvalSteps);
+            config.Sampling.MinLayers, config.Sampling.MaxLayers), config.Sampling.EvalSteps, RolloutSettingsOf(config.Sampling));
         log.WriteLine($"GRPO on {images.Description}: {config.Sampling.ImagesPerStep} images x {config.Sampling.GroupSize} candidates per step, "
             + $"LoRA r{loraConfig.Rank} ({adapters.TrainableParameterCount:N0} params), ratio {config.Grpo.RatioMode}, judge {judge.Name}");
 
@@ -156,7 +156,7 @@ public sealed class GrpoTrainer
         LayeredModel model, LoraAdapters adapters, AdamW optimizer, TrainingImages images, int step, CancellationToken cancel)
     {
         var s = config.Sampling;
-        var settings = new RolloutSettings(s.GroupSize, s.Steps, s.NoiseLevel, s.SdeKind == "cps" ? SdeKind.Cps : SdeKind.Sde, s.Prompt);
+        var settings = RolloutSettingsOf(s);
         var groups = new List<GroupRollout>();
         int skipped = 0;
         var sw = Stopwatch.StartNew();
@@ -248,6 +248,9 @@ public sealed class GrpoTrainer
     }
 
     private List<(RgbaImage Input, IReadOnlyList<LayerStack> Candidates)> lastGroups = [];
+
+    private static RolloutSettings RolloutSettingsOf(GrpoConfig.SamplingSection s) =>
+        new(s.GroupSize, s.Steps, s.NoiseLevel, s.SdeKind == "cps" ? SdeKind.Cps : SdeKind.Sde, s.Prompt);
 
     private static Dictionary<string, double> CriterionMeans(IEnumerable<GroupJudgement> judged)
     {

@@ -12,7 +12,7 @@ namespace StableLayers.Training.Grpo;
 /// ground-truth layer count, the eval metrics (best-match L1, bad layers, reconstruction, evenness, layer 0),
 /// and the judge's reward. Same samples and seeds at every evaluation, so steps compare directly.
 /// </summary>
-public sealed class HeldoutEvaluation(LayeredModel model, IReadOnlyList<SynthSample> samples, int steps)
+public sealed class HeldoutEvaluation(LayeredModel model, IReadOnlyList<SynthSample> samples, int steps, RolloutSettings? prompts = null)
 {
     /// <summary>Rows of held-out inputs and their decompositions shown in grids and the report.</summary>
     public const int GridRows = 6;
@@ -37,7 +37,7 @@ public sealed class HeldoutEvaluation(LayeredModel model, IReadOnlyList<SynthSam
             cancel.ThrowIfCancellationRequested();
             var sample = samples[i];
             var input = sample.Stack.FlattenOnWhite();
-            var pred = decomposer.Decompose(input, new DecomposeOptions { Layers = sample.Stack.Count, Steps = steps, Seed = i });
+            var pred = decomposer.Decompose(input, new DecomposeOptions { Layers = sample.Stack.Count, Steps = steps, Seed = i, Prompt = prompts?.PromptFor(sample.Caption) ?? string.Empty });
             predictions.Add(pred);
             metrics.Add(DecompositionEvaluator.Evaluate(sample.Id, pred, sample.Stack, input));
             if (judge is not null)

@@ -5,8 +5,8 @@ using StableLayers.Data.Synthesis;
 
 namespace StableLayers.Training.Grpo;
 
-/// <summary>One unlabeled training image at the model's resolution.</summary>
-public sealed record TrainingImage(string Id, RgbaImage Image);
+/// <summary>One unlabeled training image at the model's resolution, with its caption where the source has one (synth).</summary>
+public sealed record TrainingImage(string Id, RgbaImage Image, string? Caption = null);
 
 /// <summary>
 /// The unlabeled images GRPO trains on: synthetic designs (composites only; their layers are never used)
@@ -61,7 +61,7 @@ public sealed class TrainingImages
         if (synth is not null)
         {
             var sample = synth.Generate(position);
-            return new TrainingImage(sample.Id, sample.Stack.FlattenOnWhite());
+            return new TrainingImage(sample.Id, sample.Stack.FlattenOnWhite(), sample.Caption);
         }
 
         long epoch = position / files.Count;
