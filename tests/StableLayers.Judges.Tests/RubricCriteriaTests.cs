@@ -126,7 +126,27 @@ public class RubricCriteriaTests
         var glazed = Planes(bg, fg, wash);
         var g = ValidityCriterion.Measure(glazed, input, LayerQuality.Assess(glazed, input));
         Assert.Equal(1, g.Glazed);
-        Assert.Equal(1 / (1 + (g.ReconstructionL1 / ValidityCriterion.ReconstructionScale)) * 0.75, g.Score, 12);
+        Assert.Equal(1 / (1 + (g.ReconstructionL1 / ValidityCriterion.ReconstructionScale)) / (1 + (g.InventedError / ValidityCriterion.InventedScale)) * 0.75, g.Score, 12);
+    }
+
+    [Fact]
+    public void InventedContentCostsAsMuchAsItIsWrongWhateverTheCanvasAround()
+    {
+        var bg = Opaque();
+        var fg = Rect(10, 10, 20, 20, 200, 30, 30, 255);
+        var input = LayerPlanes.RgbPlane(new LayerStack(bg, fg).FlattenOnWhite());
+        var exact = Planes(bg, fg);
+        Assert.Equal(0, ValidityCriterion.InventedColourError(exact, input), 6);
+
+        // The right shape in the wrong colour: the error is the colour difference, not diluted by the background.
+        var recoloured = Planes(bg, Rect(10, 10, 20, 20, 30, 200, 30, 255));
+        Assert.Equal((170 + 170) / 3.0 / 255, ValidityCriterion.InventedColourError(recoloured, input), 3);
+
+        // A layer hidden under an exact copy above it is not visible, so only the top layer counts.
+        var hidden = Planes(bg, Rect(10, 10, 20, 20, 30, 200, 30, 255), fg);
+        Assert.Equal(0, ValidityCriterion.InventedColourError(hidden, input), 6);
+        var v = ValidityCriterion.Measure(recoloured, input, LayerQuality.Assess(recoloured, input));
+        Assert.True(v.Score < ValidityCriterion.Measure(exact, input, LayerQuality.Assess(exact, input)).Score);
     }
 
     [Fact]

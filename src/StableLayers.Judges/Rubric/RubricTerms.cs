@@ -35,4 +35,8 @@ public sealed record DistributionTerms(double? Evenness, int Blank, double Score
 
 /// <param name="ReconstructionL1">Mean |composite on white - input| (EVALUATION.md metric 8).</param>
 /// <param name="Glazed">Glazed foreground layers (wash or duplicate of the input, EVALUATION.md metric 4).</param>
-public sealed record ValidityTerms(double ReconstructionL1, int Glazed, double Score);
+public sealed record ValidityTerms(double ReconstructionL1, int Glazed, double Score)
+{
+    /// <summary>Mean visible-weighted colour error of the foreground layers against the input (<see cref="ValidityCriterion.InventedColourError"/>).</summary>
+    public double InventedError { get; init; }
+}

@@ -9,7 +9,7 @@ public static class ValidityCriterion
     public const double ReconstructionScale = 0.05;
 
     /// <summary>
-    /// Score = 1 / (1 + recon / 0.05) * (1 - 0.5 * glazed / (N - 1)). The first factor is "1 - reconstruction error"
+    /// Score = 1 / (1 + recon / 0.05) / (1 + invented / 0.1) * (1 - 0.5 * glazed / (N - 1)). The first factor is "1 - reconstruction error"
     /// (it equals 1 - recon/0.05 to first order) stretched so that the small errors real decompositions make are
     /// not all rounded to the top bucket. It decays like 1/recon rather than exponentially: with exp(-recon/0.05) a
     /// policy whose error is already ~0.1 (the tiny base) sits on the floor, where losing fidelity costs almost no
@@ -26,7 +26,64 @@ public static class ValidityCriterion
         double recon = StackMetrics.ReconstructionL1(planes, inputOnWhite);
         int n = planes.Count;
         double glazedShare = n < 2 ? 0 : quality.Glazed / (double)(n - 1);
-        double score = 1.0 / (1.0 + (recon / ReconstructionScale)) * (1 - (0.5 * glazedShare));
-        return new ValidityTerms(recon, quality.Glazed, Math.Clamp(score, 0, 1));
+        double invented = InventedColourError(planes, inputOnWhite);
+        double score = 1.0 / (1.0 + (recon / ReconstructionScale)) / (1.0 + (invented / InventedScale)) * (1 - (0.5 * glazedShare));
+        return new ValidityTerms(recon, quality.Glazed, Math.Clamp(score, 0, 1)) { InventedError = invented };
+    }
+
+    /// <summary>Foreground colour error at which the "nothing invented" factor falls to 1/2.</summary>
+    public const double InventedScale = 0.1;
+
+    /// <summary>
+    /// "Nothing invented", per layer: for each foreground layer, the mean absolute difference between its colour and
+    /// the input over the pixels where it is visible in the composite (weighted by its visible alpha), averaged over
+    /// the layers that show anything. The canvas-wide reconstruction error dilutes a wrong object by the area of the
+    /// correct background around it; this does not, so a large invented blob costs as much as it is wrong.
+    /// </summary>
+    public static double InventedColourError(IReadOnlyList<LayerPlanes> planes, float[] inputOnWhite)
+    {
+        ArgumentNullException.ThrowIfNull(planes);
+        ArgumentNullException.ThrowIfNull(inputOnWhite);
+        if (planes.Count < 2)
+        {
+            return 0;
+        }
+
+        int px = planes[0].PixelCount;
+        var transmit = new float[px];
+        Array.Fill(transmit, 1f);
+        double sum = 0;
+        int counted = 0;
+        for (int k = planes.Count - 1; k >= 1; k--)
+        {
+            var layer = planes[k];
+            double err = 0, mass = 0;
+            for (int p = 0; p < px; p++)
+            {
+                float a = layer.Alpha[p];
+                if (a <= 0)
+                {
+                    continue;
+                }
+
+                float t = transmit[p];
+                for (int c = 0; c < 3; c++)
+                {
+                    err += t * Math.Abs(layer.OnBlack[(3 * p) + c] - (a * inputOnWhite[(3 * p) + c]));
+                }
+
+                mass += a * t;
+                transmit[p] = t * (1 - a);
+            }
+
+            // Layers under a thousandth of the canvas are the blank-layer criterion's business, not this one's.
+            if (mass > 0.001 * px)
+            {
+                sum += err / (3 * mass);
+                counted++;
+            }
+        }
+
+        return counted == 0 ? 0 : sum / counted;
     }
 }

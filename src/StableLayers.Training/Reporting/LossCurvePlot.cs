@@ -10,7 +10,7 @@ public static class LossCurvePlot
         AtomicFile.WriteAllBytes(path, Render(title, series, logY, width, height));
 
     /// <summary>The plot as PNG bytes.</summary>
-    public static byte[] Render(string title, IReadOnlyDictionary<string, IReadOnlyList<(long Step, double Value)>> series, bool logY = true, int width = 900, int height = 500, string? yLabel = null)
+    public static byte[] Render(string title, IReadOnlyDictionary<string, IReadOnlyList<(long Step, double Value)>> series, bool logY = true, int width = 900, int height = 500, string? yLabel = null, int pointsPerWindow = 50)
     {
         ArgumentNullException.ThrowIfNull(series);
         var plot = new ScottPlot.Plot();
@@ -22,7 +22,7 @@ public static class LossCurvePlot
             }
 
             var xs = points.Select(p => (double)p.Step).ToArray();
-            var ys = Smooth(points.Select(p => p.Value).ToArray(), Math.Max(1, points.Count / 50));
+            var ys = Smooth(points.Select(p => p.Value).ToArray(), Math.Max(1, points.Count / pointsPerWindow));
             if (logY)
             {
                 ys = ys.Select(v => Math.Log10(Math.Max(v, 1e-8))).ToArray();

@@ -95,20 +95,20 @@ public static class RunReport
             ["phase-1 reward"] = Series(steps.Select(s => ((long)s.Step + 1, s.Phase1RewardMean))),
             ["held-out reward (eval)"] = Series(evals.Where(e => e.RewardMean is not null).Select(e => ((long)e.Step, e.RewardMean!.Value))),
         };
-        Img(html, LossCurvePlot.Render("reward", reward, logY: false, yLabel: "reward (moving average)"), "reward curve");
+        Img(html, LossCurvePlot.Render("reward", reward, logY: false, yLabel: "reward (moving average)", pointsPerWindow: 10), "reward curve");
         var bad = new Dictionary<string, IReadOnlyList<(long, double)>>
         {
             ["bad layers / decomposition (training samples)"] = Series(steps.Select(s => ((long)s.Step + 1, s.BadLayersPerDecomposition))),
             ["bad layers / decomposition (held-out eval)"] = Series(evals.Select(e => ((long)e.Step, e.BadLayers))),
         };
-        Img(html, LossCurvePlot.Render("bad layers per decomposition", bad, logY: false, yLabel: "bad layers (moving average)"), "bad layers curve");
+        Img(html, LossCurvePlot.Render("bad layers per decomposition", bad, logY: false, yLabel: "bad layers (moving average)", pointsPerWindow: 10), "bad layers curve");
         var ratio = new Dictionary<string, IReadOnlyList<(long, double)>>
         {
             ["std(log r)"] = Series(steps.Select(s => ((long)s.Step + 1, s.LogRatioStd))),
             ["clip fraction"] = Series(steps.Select(s => ((long)s.Step + 1, s.ClipFraction))),
             ["zero-std group ratio"] = Series(steps.Select(s => ((long)s.Step + 1, s.ZeroStdRatio))),
         };
-        Img(html, LossCurvePlot.Render("ratio statistics", ratio, logY: false, yLabel: "value (moving average)"), "ratio statistics");
+        Img(html, LossCurvePlot.Render("ratio statistics", ratio, logY: false, yLabel: "value (moving average)", pointsPerWindow: 10), "ratio statistics");
     }
 
     private static void AppendRatioTable(StringBuilder html, IReadOnlyList<StepLog> steps)
