@@ -31,13 +31,16 @@ public static class ValidityCriterion
         return new ValidityTerms(recon, quality.Glazed, Math.Clamp(score, 0, 1)) { InventedError = invented };
     }
 
+    /// <summary>Visible alpha from which a layer alone makes a pixel.</summary>
+    public const float OpaqueVisible = 0.98f;
+
     /// <summary>Foreground colour error at which the "nothing invented" factor falls to 1/2.</summary>
     public const double InventedScale = 0.1;
 
     /// <summary>
     /// "Nothing invented", per layer: for each foreground layer, the mean absolute difference between its colour and
-    /// the input over the pixels where it is visible in the composite (weighted by its visible alpha), averaged over
-    /// the layers that show anything. The canvas-wide reconstruction error dilutes a wrong object by the area of the
+    /// the input over the pixels it alone makes in the composite (visible alpha at least 0.98), averaged over the
+    /// layers that make any. The canvas-wide reconstruction error dilutes a wrong object by the area of the
     /// correct background around it; this does not, so a large invented blob costs as much as it is wrong.
     /// </summary>
     public static double InventedColourError(IReadOnlyList<LayerPlanes> planes, float[] inputOnWhite)
@@ -67,16 +70,24 @@ public static class ValidityCriterion
                 }
 
                 float t = transmit[p];
-                for (int c = 0; c < 3; c++)
+                transmit[p] = t * (1 - a);
+
+                // Only where the layer alone makes the pixel (nearly opaque, nearly uncovered) must its colour be the
+                // input's: translucent layers and soft edges legitimately blend with what lies below.
+                if (a * t < OpaqueVisible)
                 {
-                    err += t * Math.Abs(layer.OnBlack[(3 * p) + c] - (a * inputOnWhite[(3 * p) + c]));
+                    continue;
                 }
 
-                mass += a * t;
-                transmit[p] = t * (1 - a);
+                for (int c = 0; c < 3; c++)
+                {
+                    err += Math.Abs((layer.OnBlack[(3 * p) + c] / a) - inputOnWhite[(3 * p) + c]);
+                }
+
+                mass += 1;
             }
 
-            // Layers under a thousandth of the canvas are the blank-layer criterion's business, not this one's.
+            // Layers that make under a thousandth of the canvas are the blank-layer criterion's business, not this one's.
             if (mass > 0.001 * px)
             {
                 sum += err / (3 * mass);
