@@ -82,25 +82,20 @@ for e in lines(out / "default" / "eval.jsonl"):
 print()
 
 print("## Table 2: evenness and layer-0 inpainting, base vs tuned; all held-out metrics\n")
-print("| model | best-match L1 | bad layers | evenness (higher better) | layer-0 inpaint L1 | layer-0 SSIM | recon L1 | LayerD RGB L1 e0 | LayerD IoU e0 |")
-print("|---|---|---|---|---|---|---|---|---|")
-for name in ["base"] + RUNS:
-    m = metrics(name, "heldout")
-    if not m:
-        continue
-    a = m["aggregate"]["all"]
-    print(f"| {name} | {fmt(a.get('best_match_l1'))} | {fmt(a.get('bad_layers'), '{:.3f}')} | {fmt(a.get('evenness'))} | {fmt(a.get('layer0_inpaint_l1'))} | {fmt(a.get('layer0_ssim'))} | {fmt(a.get('recon_l1'))} | {fmt(a.get('layerd_rgb_l1_e0'))} | {fmt(a.get('layerd_alpha_iou_e0'))} |")
-print()
-print("Same on real-psd-dev:\n")
-print("| model | best-match L1 | bad layers | evenness | layer-0 inpaint L1 | layer-0 SSIM | recon L1 |")
-print("|---|---|---|---|---|---|---|")
-for name in ["base"] + RUNS:
-    m = metrics(name, "real")
-    if not m:
-        continue
-    a = m["aggregate"]["all"]
-    print(f"| {name} | {fmt(a.get('best_match_l1'))} | {fmt(a.get('bad_layers'), '{:.3f}')} | {fmt(a.get('evenness'))} | {fmt(a.get('layer0_inpaint_l1'))} | {fmt(a.get('layer0_ssim'))} | {fmt(a.get('recon_l1'))} |")
-print()
+COLUMNS = [("best-match L1", "best_match_l1", "{:.4f}"), ("bad layers", "bad_layers", "{:.3f}"), ("evenness (higher better)", "evenness", "{:.4f}"),
+           ("layer-0 inpaint L1", "layer0_inpaint_l1", "{:.4f}"), ("layer-0 SSIM", "layer0_ssim", "{:.4f}"), ("recon L1", "recon_l1", "{:.4f}")]
+for split, extra in [("heldout", [("LayerD RGB L1 e0", "layerd_rgb_l1_e0", "{:.4f}"), ("LayerD IoU e0", "layerd_alpha_iou_e0", "{:.4f}")]), ("real", [])]:
+    if split == "real":
+        print("Same on real-psd-dev:\n")
+    cols = COLUMNS + extra
+    print("| model | " + " | ".join(c[0] for c in cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for name in ["base"] + RUNS:
+        m = metrics(name, split)
+        if m:
+            a = m["aggregate"]["all"]
+            print(f"| {name} | " + " | ".join(fmt(a.get(key), f) for _, key, f in cols) + " |")
+    print()
 
 print("## Table 4: two-phase judge vs phase 1 only (same budget)\n")
 print("Ties are pairs of equal rewards within a group of 8 (28 pairs per group, 2 groups per step), averaged over steps.\n")

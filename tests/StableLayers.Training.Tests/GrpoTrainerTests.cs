@@ -40,14 +40,11 @@ internal sealed class BrightBackgroundJudge : IJudge
     }
 }
 
-public sealed class GrpoTrainerTests : IDisposable
+/// <summary>A 16 px random model of the tiny architecture (one block), saved as a model folder.</summary>
+internal static class TinyRandomModel
 {
-    private readonly TempDir dir = new();
-    private readonly string modelDir;
-
-    public GrpoTrainerTests()
+    public static string Write(string dir)
     {
-        modelDir = Path.Combine(dir.Path, "model");
         var config = new LayeredModelConfig
         {
             Name = "test",
@@ -58,8 +55,17 @@ public sealed class GrpoTrainerTests : IDisposable
         };
         var captions = new SynthGenerator(new SynthOptions { Size = 16 }).Generate(0, 20).Select(s => s.Caption);
         using var model = LayeredModel.Create(config, WordTokenizer.Build(captions), seed: 3);
-        model.Save(modelDir);
+        model.Save(dir);
+        return dir;
     }
+}
+
+public sealed class GrpoTrainerTests : IDisposable
+{
+    private readonly TempDir dir = new();
+    private readonly string modelDir;
+
+    public GrpoTrainerTests() => modelDir = TinyRandomModel.Write(Path.Combine(dir.Path, "model"));
 
     private static GrpoConfig Config(string ratioMode = "sum-rescale", int steps = 2, double lr = 3e-4) => new()
     {
@@ -150,21 +156,7 @@ public sealed class GrpoFailureTests : IDisposable
     private readonly TempDir dir = new();
     private readonly string modelDir;
 
-    public GrpoFailureTests()
-    {
-        modelDir = Path.Combine(dir.Path, "model");
-        var config = new LayeredModelConfig
-        {
-            Name = "test",
-            Resolution = 16,
-            Transformer = TransformerConfig.Tiny(layers: 1, heads: 2, headDim: 16, textDim: 16, inChannels: 16, outChannels: 4),
-            Vae = VaeConfig.Tiny(baseDim: 8, zDim: 4, dimMult: [1, 2]),
-            TextEncoder = new TinyTextEncoderConfig { HiddenSize = 16, NumHeads = 2, NumLayers = 1 },
-        };
-        var captions = new SynthGenerator(new SynthOptions { Size = 16 }).Generate(0, 20).Select(s => s.Caption);
-        using var model = LayeredModel.Create(config, WordTokenizer.Build(captions), seed: 3);
-        model.Save(modelDir);
-    }
+    public GrpoFailureTests() => modelDir = TinyRandomModel.Write(Path.Combine(dir.Path, "model"));
 
     private static GrpoConfig Config(int steps, double lr = 3e-4, int maxNonFinite = 3) => new()
     {
