@@ -27,7 +27,7 @@ public static class GrpoStepTiming
         try
         {
             await new GrpoTrainer(config, modelDir, runDir, new RubricJudge(), TextWriter.Null).RunAsync(resume: false);
-            var logs = File.ReadAllLines(Path.Combine(runDir, GrpoTrainer.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
+            var logs = File.ReadAllLines(Path.Combine(runDir, GrpoRunFolder.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
             var timed = logs.Skip(1).ToList(); // the first step pays for warm-up
             double matmul = DecomposeTiming.MatmulGflops(5);
             double sampling = timed.Average(s => s.SamplingSeconds), judging = timed.Average(s => s.JudgingSeconds), update = timed.Average(s => s.UpdateSeconds);

@@ -81,7 +81,7 @@ public sealed class GrpoTrainerTests : IDisposable
     };
 
     private static List<StepLog> ReadLog(string runDir) =>
-        File.ReadAllLines(Path.Combine(runDir, GrpoTrainer.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
+        File.ReadAllLines(Path.Combine(runDir, GrpoRunFolder.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
 
     [Theory]
     [InlineData("sum-rescale")]
@@ -101,10 +101,10 @@ public sealed class GrpoTrainerTests : IDisposable
             Assert.True(step.GradNorm > 0, $"step {step.Step}: no gradient reached the adapters");
         }
 
-        Assert.True(File.Exists(Path.Combine(run, GrpoTrainer.LoraFile)));
+        Assert.True(File.Exists(Path.Combine(run, GrpoRunFolder.LoraFile)));
         Assert.True(File.Exists(Path.Combine(run, "grids", "step_00002.png")));
         // Evaluations: the base (step 0) and the final step.
-        Assert.Equal([0, 2], File.ReadAllLines(Path.Combine(run, GrpoTrainer.EvalFile)).Select(l => JsonSerializer.Deserialize<EvalLog>(l)!.Step));
+        Assert.Equal([0, 2], File.ReadAllLines(Path.Combine(run, GrpoRunFolder.EvalFile)).Select(l => JsonSerializer.Deserialize<EvalLog>(l)!.Step));
     }
 
     [Fact]
@@ -117,7 +117,7 @@ public sealed class GrpoTrainerTests : IDisposable
         var state = await new GrpoTrainer(config, modelDir, split, new BrightBackgroundJudge(), TextWriter.Null).RunAsync(resume: true);
         Assert.Equal(4, state.Step);
         Assert.Equal(ReadLog(straight).Select(s => s.GradNorm), ReadLog(split).Select(s => s.GradNorm));
-        byte[] a = File.ReadAllBytes(Path.Combine(straight, GrpoTrainer.LoraFile)), b = File.ReadAllBytes(Path.Combine(split, GrpoTrainer.LoraFile));
+        byte[] a = File.ReadAllBytes(Path.Combine(straight, GrpoRunFolder.LoraFile)), b = File.ReadAllBytes(Path.Combine(split, GrpoRunFolder.LoraFile));
         Assert.Equal(a, b);
         Assert.Equal(ReadLog(straight).Select(s => s.RewardMean), ReadLog(split).Select(s => s.RewardMean));
         Assert.NotEqual(0.0, ReadLog(straight)[3].GradNorm);
@@ -172,7 +172,7 @@ public sealed class GrpoFailureTests : IDisposable
     };
 
     private static List<StepLog> ReadLog(string runDir) =>
-        File.ReadAllLines(Path.Combine(runDir, GrpoTrainer.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
+        File.ReadAllLines(Path.Combine(runDir, GrpoRunFolder.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
 
     [Fact]
     public async Task FailedJudgementsDropCandidatesAndGroupsButTrainingGoesOn()

@@ -15,9 +15,9 @@ public static class ReportCommand
         cmd.SetAction(parse =>
         {
             string run = parse.GetRequiredValue(runDir).FullName;
-            if (!File.Exists(Path.Combine(run, GrpoTrainer.MetricsFile)))
+            if (!File.Exists(Path.Combine(run, GrpoRunFolder.MetricsFile)))
             {
-                throw new BadInputException(run, $"not a training run folder (no {GrpoTrainer.MetricsFile})");
+                throw new BadInputException(run, $"not a training run folder (no {GrpoRunFolder.MetricsFile})");
             }
 
             parse.InvocationConfiguration.Output.WriteLine($"report: {RunReport.Write(run)}");

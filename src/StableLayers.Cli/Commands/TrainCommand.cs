@@ -38,7 +38,7 @@ public static class TrainCommand
                 var state = await trainer.RunAsync(parse.GetValue(resume), parse.GetValue(steps), cancel);
                 stdout.WriteLine($"report: {RunReport.Write(run)}");
                 stdout.WriteLine(state.Step >= cfg.Steps
-                    ? $"training done: {state.Step} steps in {state.Seconds / 60:F1} min; LoRA in {Path.Combine(run, GrpoTrainer.LoraFile)}"
+                    ? $"training done: {state.Step} steps in {state.Seconds / 60:F1} min; LoRA in {Path.Combine(run, GrpoRunFolder.LoraFile)}"
                     : $"stopped at step {state.Step}/{cfg.Steps}; continue with --resume");
                 return cancel.IsCancellationRequested ? StableLayersCli.ExitCancelled : StableLayersCli.ExitOk;
             }

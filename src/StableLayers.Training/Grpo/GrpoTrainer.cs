@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using StableLayers.Core;
 using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
@@ -9,7 +8,6 @@ using StableLayers.Model;
 using StableLayers.Model.Lora;
 using StableLayers.Model.Schedulers;
 using StableLayers.Model.Transformer;
-using StableLayers.Training.Checkpoints;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -24,14 +22,8 @@ namespace StableLayers.Training.Grpo;
 /// </summary>
 public sealed class GrpoTrainer
 {
-    public const string MetricsFile = "metrics.jsonl";
-    public const string EvalFile = "eval.jsonl";
-    public const string LoraFile = "lora.safetensors";
-    public const string ConfigFile = "config.json";
-
-    private static readonly JsonSerializerOptions LineOptions = new() { WriteIndented = false };
     private readonly GrpoConfig config;
-    private readonly string runDir;
+    private readonly GrpoRunFolder run;
     private readonly string baseModelDir;
     private readonly IJudge judge;
     private readonly TextWriter log;
@@ -41,7 +33,7 @@ public sealed class GrpoTrainer
         ArgumentNullException.ThrowIfNull(config);
         this.config = config;
         this.baseModelDir = baseModelDir;
-        this.runDir = runDir;
+        run = new GrpoRunFolder(runDir);
         this.judge = judge;
         this.log = log;
     }
@@ -52,15 +44,13 @@ public sealed class GrpoTrainer
     /// <summary>Folder images instead of synthetic designs (null: config's data.source decides).</summary>
     public TrainingImages? Images { get; init; }
 
-    public string CheckpointDir => Path.Combine(runDir, "checkpoint");
-
     /// <summary>
     /// Trains until <see cref="GrpoConfig.Steps"/> (or <paramref name="stopAtStep"/>) steps are done. Resumes from the
     /// checkpoint when <paramref name="resume"/>. Cancellation finishes the current step, checkpoints and returns.
     /// </summary>
     public async Task<GrpoRunState> RunAsync(bool resume, int? stopAtStep = null, CancellationToken cancel = default)
     {
-        PrepareRunFolder(resume);
+        run.Prepare(resume, config);
         torch.set_num_threads(config.Threads);
         using var model = LayeredModel.Load(baseModelDir);
         var loraConfig = new LoraConfig
@@ -70,23 +60,20 @@ public sealed class GrpoTrainer
             TargetModules = config.Lora.Targets.Count > 0 ? config.Lora.Targets : LoraConfig.AttentionAndFeedForward,
         };
 
-        CheckpointFolder.Recover(CheckpointDir);
-        bool fromCheckpoint = resume && File.Exists(Path.Combine(CheckpointDir, "state.json"));
+        bool fromCheckpoint = resume && run.HasCheckpoint;
         using var adapters = fromCheckpoint
-            ? LoraAdapters.Load(model.Transformer, Path.Combine(CheckpointDir, LoraFile))
+            ? LoraAdapters.Load(model.Transformer, run.CheckpointLora)
             : LoraAdapters.Inject(model.Transformer, loraConfig, config.Seed);
         using var optimizer = optim.AdamW(adapters.TrainableParameters(), config.Optim.LearningRate, config.Optim.Beta1, config.Optim.Beta2,
             config.Optim.Eps, config.Optim.WeightDecay);
         var state = new GrpoRunState();
         if (fromCheckpoint)
         {
-            state = CheckpointFolder.ReadJson<GrpoRunState>(Path.Combine(CheckpointDir, "state.json"));
-            CheckpointFolder.LoadOptimizer(Path.Combine(CheckpointDir, "optimizer.bin"), optimizer);
+            state = run.LoadCheckpoint(optimizer);
             log.WriteLine($"resuming at step {state.Step}");
         }
 
-        TruncateLog(MetricsFile, state.Step, inclusiveEval: false);
-        TruncateLog(EvalFile, state.Step, inclusiveEval: true);
+        run.DropLogsAfter(state.Step);
         var images = Images ?? TrainingImages.Synthetic(model.Config.Resolution, config.Data.SynthSeed, config.Sampling.MinLayers, config.Sampling.MaxLayers);
         var heldout = new HeldoutEvaluation(model, HeldoutEvaluation.Samples(model.Config.Resolution, config.Data.HeldoutSeed, config.Data.HeldoutCount,
             config.Sampling.MinLayers, config.Sampling.MaxLayers), config.Sampling.EvalSteps, RolloutSettingsOf(config.Sampling));
@@ -113,14 +100,14 @@ public sealed class GrpoTrainer
                 SkippedImages = state.SkippedImages + skipped,
                 JudgeUsage = state.JudgeUsage.Add(usage),
             };
-            AppendLine(MetricsFile, stepLog);
+            run.AppendMetrics(stepLog);
             Progress?.Report(stepLog);
             if (stepLog.NonFinite)
             {
                 log.WriteLine($"step {stepLog.Step}: non-finite loss or gradient, step skipped ({inRow} in a row)");
                 if (inRow >= config.Grpo.MaxNonFiniteInRow)
                 {
-                    SaveCheckpoint(adapters, optimizer, state);
+                    run.SaveCheckpoint(adapters, optimizer, state);
                     throw new InvalidOperationException(
                         $"stopped: {inRow} steps in a row had a non-finite loss or gradient (grpo.max_nonfinite_in_row = {config.Grpo.MaxNonFiniteInRow}); lower optim.lr or grpo.clip_range, the checkpoint at step {state.Step} is kept");
                 }
@@ -129,7 +116,7 @@ public sealed class GrpoTrainer
             bool final = state.Step == last;
             if (config.Run.GridEvery > 0 && (state.Step % config.Run.GridEvery == 0 || final))
             {
-                WriteGrid(state.Step);
+                run.WriteSampleGrid(state.Step, lastGroups);
             }
 
             if (config.Data.HeldoutCount > 0 && config.Run.EvalEvery > 0 && (state.Step % config.Run.EvalEvery == 0 || state.Step == config.Steps))
@@ -139,13 +126,13 @@ public sealed class GrpoTrainer
 
             if (state.Step % config.Run.CheckpointEvery == 0 || final || cancel.IsCancellationRequested)
             {
-                SaveCheckpoint(adapters, optimizer, state);
+                run.SaveCheckpoint(adapters, optimizer, state);
             }
         }
 
         if (cancel.IsCancellationRequested)
         {
-            SaveCheckpoint(adapters, optimizer, state);
+            run.SaveCheckpoint(adapters, optimizer, state);
             log.WriteLine($"interrupted: checkpoint at step {state.Step} written; continue with --resume");
         }
 
@@ -260,87 +247,13 @@ public sealed class GrpoTrainer
             : Criteria.All.ToDictionary(Criteria.Key, c => scores.Average(s => s[c]));
     }
 
-    /// <summary>The last step's first group: the input, then one row per candidate.</summary>
-    private void WriteGrid(int step)
-    {
-        if (lastGroups.Count == 0)
-        {
-            return;
-        }
-
-        var (input, candidates) = lastGroups[0];
-        var rows = candidates.Select((c, i) => (i == 0 ? input : (RgbaImage?)null, c)).ToList();
-        string dir = Path.Combine(runDir, "grids");
-        Directory.CreateDirectory(dir);
-        PngCodec.Write(Path.Combine(dir, $"step_{step:D5}.png"), LayerGrid.Render(rows));
-    }
-
     private async Task EvaluateAsync(HeldoutEvaluation heldout, int step, CancellationToken cancel)
     {
         var sw = Stopwatch.StartNew();
         var (evalLog, predictions) = await heldout.RunAsync(step, judge, cancel).ConfigureAwait(false);
-        AppendLine(EvalFile, evalLog);
-        string grid = HeldoutEvaluation.GridPath(runDir, step);
-        Directory.CreateDirectory(Path.GetDirectoryName(grid)!);
-        PngCodec.Write(grid, heldout.Grid(predictions));
+        run.AppendEval(evalLog);
+        run.WriteEvalGrid(step, heldout.Grid(predictions));
         log.WriteLine($"eval step {step}: best-match L1 {evalLog.BestMatchL1:F4}, bad layers {evalLog.BadLayers:F2}, recon L1 {evalLog.ReconL1:F4}, reward {evalLog.RewardMean:F3} ({sw.Elapsed.TotalSeconds:F1} s)");
-    }
-
-    private void SaveCheckpoint(LoraAdapters adapters, AdamW optimizer, GrpoRunState state)
-    {
-        CheckpointFolder.Write(CheckpointDir, tmp =>
-        {
-            adapters.Save(Path.Combine(tmp, LoraFile));
-            CheckpointFolder.SaveOptimizer(Path.Combine(tmp, "optimizer.bin"), optimizer);
-            CheckpointFolder.WriteJson(Path.Combine(tmp, "state.json"), state);
-        });
-        string latest = Path.Combine(runDir, LoraFile);
-        File.Copy(Path.Combine(CheckpointDir, LoraFile), latest + ".tmp", overwrite: true);
-        File.Move(latest + ".tmp", latest, overwrite: true);
-    }
-
-    /// <summary>Fails before any work when the run folder can't be written; a new run refuses to overwrite an old one.</summary>
-    private void PrepareRunFolder(bool resume)
-    {
-        RunFolder.EnsureWritable(runDir);
-        if (new DriveInfo(Path.GetFullPath(runDir)).AvailableFreeSpace < 64L << 20)
-        {
-            throw new BadInputException(runDir, "less than 64 MB free on the run folder's disk");
-        }
-
-        if (!resume && File.Exists(Path.Combine(runDir, MetricsFile)))
-        {
-            throw new BadInputException(runDir, "run folder already holds a run; pass --resume to continue it or choose another --run-dir");
-        }
-
-        CheckpointFolder.WriteJson(Path.Combine(runDir, ConfigFile), config);
-    }
-
-    private void AppendLine<T>(string file, T value) =>
-        File.AppendAllText(Path.Combine(runDir, file), JsonSerializer.Serialize(value, LineOptions) + "\n");
-
-    /// <summary>Drops log lines a resumed run will write again (steps after the checkpoint).</summary>
-    private void TruncateLog(string file, int step, bool inclusiveEval)
-    {
-        string path = Path.Combine(runDir, file);
-        if (!File.Exists(path))
-        {
-            return;
-        }
-
-        var kept = File.ReadAllLines(path).Where(line =>
-        {
-            try
-            {
-                int s = JsonDocument.Parse(line).RootElement.GetProperty("step").GetInt32();
-                return inclusiveEval ? s <= step : s < step;
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-            {
-                return false;
-            }
-        }).ToList();
-        AtomicFile.WriteAllText(path, kept.Count == 0 ? string.Empty : string.Join("\n", kept) + "\n");
     }
 }
 

@@ -18,9 +18,9 @@ public static class RunReport
 
     public static string Write(string runDir)
     {
-        var steps = ReadLines<StepLog>(Path.Combine(runDir, GrpoTrainer.MetricsFile));
-        var evals = ReadLines<EvalLog>(Path.Combine(runDir, GrpoTrainer.EvalFile));
-        string configJson = File.Exists(Path.Combine(runDir, GrpoTrainer.ConfigFile)) ? File.ReadAllText(Path.Combine(runDir, GrpoTrainer.ConfigFile)) : "{}";
+        var steps = ReadLines<StepLog>(Path.Combine(runDir, GrpoRunFolder.MetricsFile));
+        var evals = ReadLines<EvalLog>(Path.Combine(runDir, GrpoRunFolder.EvalFile));
+        string configJson = File.Exists(Path.Combine(runDir, GrpoRunFolder.ConfigFile)) ? File.ReadAllText(Path.Combine(runDir, GrpoRunFolder.ConfigFile)) : "{}";
         var html = new StringBuilder();
         html.Append("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>StableLayers run report</title><style>")
             .Append("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}")
