@@ -30,43 +30,27 @@ public sealed class LayeredDecomposer(LayeredModel model)
         var cfg = Model.Config;
         var bucket = ResolutionBucket.For(input.Width, input.Height, cfg.Resolution, cfg.PixelsPerToken, cfg.PixelsPerToken);
         var resized = ImageResize.Resize(input, bucket.Width, bucket.Height);
-        var condLatent = Model.Vae.Normalize(Model.Vae.EncodeMean(LayerTensors.FromImage(resized).unsqueeze(0)));
-        int c = (int)condLatent.shape[1], h = (int)condLatent.shape[2], w = (int)condLatent.shape[3];
-        var conditionTokens = LatentPacking.Pack(condLatent.unsqueeze(1));
-        var frames = FrameShape.Layered(options.Layers, h / LatentPacking.PatchSize, w / LatentPacking.PatchSize);
-        long outputTokens = (options.Layers + 1L) * LatentPacking.TokensPerFrame(h, w);
-
         bool useCfg = TrueCfg.IsActive(options.Cfg, !string.IsNullOrEmpty(options.NegativePrompt));
-        var prompts = useCfg ? new[] { options.Prompt, options.NegativePrompt } : new[] { options.Prompt };
-        var text = Model.Prompts.Encode(prompts);
-        int batch = prompts.Length;
-        var condBatch = conditionTokens.expand(batch, -1, -1);
-
-        var generator = new Generator(seed: unchecked((ulong)options.Seed));
-        var x = randn([1, options.Layers + 1, c, h, w], generator: generator);
-        var schedule = FlowMatchScheduler.ForConditionTokens(LatentPacking.TokensPerFrame(h, w)).Schedule(options.Steps);
+        using var conditioning = LayeredConditioning.Create(Model, resized, options.Layers,
+            useCfg ? [options.Prompt, options.NegativePrompt] : [options.Prompt]);
+        var x = conditioning.InitialNoise(new Generator(seed: unchecked((ulong)options.Seed)), rows: 1);
         IFlowSampler sampler = options.Sampler == SamplerKind.Heun ? HeunSampler.Instance : EulerSampler.Instance;
 
         Tensor Velocity(Tensor xt, float sigma)
         {
             using var step = NewDisposeScope();
-            var tokens = LatentPacking.AppendCondition(LatentPacking.Pack(xt).expand(batch, -1, -1), condBatch);
-            var t = full([batch], sigma, dtype: float32);
-            var pred = Model.Transformer.forward(tokens, text.Embeddings, text.Mask, t, frames);
-            var v = LatentPacking.OutputPart(pred, outputTokens).to(float32);
+            var v = conditioning.PackedVelocity(xt, sigma);
             if (useCfg)
             {
                 v = TrueCfg.Combine(v.narrow(0, 0, 1), v.narrow(0, 1, 1), options.Cfg, options.CfgNormalize);
             }
 
-            return LatentPacking.Unpack(v, options.Layers + 1, c, h, w).MoveToOuterDisposeScope();
+            return conditioning.Unpack(v).MoveToOuterDisposeScope();
         }
 
-        var latents = sampler.Sample(x, schedule, Velocity);
-        var layerLatents = Model.Vae.Denormalize(latents[0].narrow(0, 1, options.Layers));
-        var decoded = Model.Vae.Decode(layerLatents).clamp(-1f, 1f);
-        var stack = LayerTensors.ToStack(decoded);
-        var layers = stack.Layers.Select((l, i) => new Layer(i == 0 ? "background" : $"layer {i}", ImageResize.Resize(l.Image, input.Width, input.Height))).ToList();
+        var latents = sampler.Sample(x, conditioning.Schedule(options.Steps), Velocity);
+        var stack = conditioning.Decode(latents)[0];
+        var layers = stack.Layers.Select(l => new Layer(l.Name, ImageResize.Resize(l.Image, input.Width, input.Height))).ToList();
         return new LayerStack(layers);
     }
 }

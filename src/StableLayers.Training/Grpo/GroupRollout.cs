@@ -12,7 +12,7 @@ namespace StableLayers.Training.Grpo;
 /// </summary>
 public sealed class GroupRollout : IDisposable
 {
-    private GroupRollout(TrainingImage image, GroupConditioning conditioning, SdeWindow window, SdeSamplingResult sampling, IReadOnlyList<LayerStack> candidates)
+    private GroupRollout(TrainingImage image, LayeredConditioning conditioning, SdeWindow window, SdeSamplingResult sampling, IReadOnlyList<LayerStack> candidates)
     {
         Image = image;
         Conditioning = conditioning;
@@ -23,7 +23,7 @@ public sealed class GroupRollout : IDisposable
 
     public TrainingImage Image { get; }
 
-    public GroupConditioning Conditioning { get; }
+    public LayeredConditioning Conditioning { get; }
 
     public int Layers => Conditioning.Layers;
 
@@ -35,21 +35,16 @@ public sealed class GroupRollout : IDisposable
 
     public IReadOnlyList<LayerStack> Candidates { get; }
 
-    /// <summary>The flow-matching schedule for an image of the model's resolution.</summary>
-    public static FlowMatchSchedule ScheduleFor(GroupConditioning conditioning, int steps) =>
-        FlowMatchScheduler.ForConditionTokens(LatentPacking.TokensPerFrame(conditioning.LatentHeight, conditioning.LatentWidth)).Schedule(steps);
-
     public static GroupRollout Run(LayeredModel model, TrainingImage image, int layers, RolloutSettings settings, SdeWindow window, Generator generator)
     {
         ArgumentNullException.ThrowIfNull(image);
         ArgumentNullException.ThrowIfNull(settings);
-        var conditioning = GroupConditioning.Create(model, image.Image, layers, settings.GroupSize, settings.PromptFor(image.Caption));
+        var conditioning = LayeredConditioning.Create(model, image.Image, layers, [settings.PromptFor(image.Caption)], copies: settings.GroupSize);
         try
         {
-            var schedule = ScheduleFor(conditioning, settings.Steps);
             using var scope = NewDisposeScope();
-            var noise = conditioning.InitialNoise(generator);
-            var sampling = SdeSampling.Sample(noise, schedule, conditioning.Velocity, window, settings.NoiseLevel, generator, settings.Kind);
+            var noise = conditioning.InitialNoise(generator, settings.GroupSize);
+            var sampling = SdeSampling.Sample(noise, conditioning.Schedule(settings.Steps), conditioning.Velocity, window, settings.NoiseLevel, generator, settings.Kind);
             var candidates = conditioning.Decode(sampling.Final);
             sampling.Final.MoveToOuterDisposeScope();
             foreach (var t in sampling.Transitions)

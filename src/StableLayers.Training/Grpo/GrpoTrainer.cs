@@ -189,7 +189,7 @@ public sealed class GrpoTrainer
 
             var rewards = judged.SelectMany(j => j.Rewards).Where(r => r is not null).Select(r => r!.Value).ToArray();
             var phase1 = judged.SelectMany(j => j.Candidates).Where(c => c.Phase1Reward is not null).Select(c => c.Phase1Reward!.Value).ToArray();
-            double flops = groups.Sum(g => g.Transitions.Count * 3 * TransformerFlops.Forward(model.Config.Transformer, g.Conditioning.GroupSize, g.Conditioning.ImageTokens, g.Conditioning.TextTokens));
+            double flops = groups.Sum(g => g.Transitions.Count * 3 * TransformerFlops.Forward(model.Config.Transformer, g.Conditioning.Batch, g.Conditioning.ImageTokens, g.Conditioning.TextTokens));
             var badLayers = groups.SelectMany(g => g.Candidates.Select(c => DecompositionEvaluator.Evaluate(g.Image.Id, c, null, g.Image.Image).BadLayers)).ToArray();
             var stepLog = new StepLog
             {

@@ -1,0 +1,138 @@
+using StableLayers.Core.Imaging;
+using StableLayers.Core.Layers;
+using StableLayers.Model.Schedulers;
+using StableLayers.Model.Transformer;
+using static TorchSharp.torch;
+
+namespace StableLayers.Model.Pipeline;
+
+/// <summary>
+/// What a batch of samples for one condition image shares: the image's latent tokens, the prompt embeddings
+/// (each prompt repeated <c>copies</c> times, so rows are prompt-major) and the frame layout for N layers.
+/// <see cref="Velocity"/> is the one model call of the pipeline: `decompose` (rows = prompt and negative prompt)
+/// and GRPO sampling and updates (rows = G candidates) all go through it, which is what makes the first GRPO
+/// update exactly on-policy.
+/// </summary>
+public sealed class LayeredConditioning : IDisposable
+{
+    private readonly LayeredModel model;
+    private readonly Tensor conditionTokens;
+    private readonly Tensor textEmbeddings;
+    private readonly Tensor textMask;
+    private readonly IReadOnlyList<FrameShape> frames;
+    private readonly long outputTokens;
+
+    private LayeredConditioning(LayeredModel model, int batch, int layers, int channels, int latentHeight, int latentWidth,
+        Tensor conditionTokens, Tensor textEmbeddings, Tensor textMask)
+    {
+        this.model = model;
+        Batch = batch;
+        Layers = layers;
+        Channels = channels;
+        LatentHeight = latentHeight;
+        LatentWidth = latentWidth;
+        this.conditionTokens = conditionTokens;
+        this.textEmbeddings = textEmbeddings;
+        this.textMask = textMask;
+        frames = FrameShape.Layered(layers, latentHeight / LatentPacking.PatchSize, latentWidth / LatentPacking.PatchSize);
+        outputTokens = (layers + 1L) * LatentPacking.TokensPerFrame(latentHeight, latentWidth);
+    }
+
+    /// <summary>Rows of every model call: prompts x copies.</summary>
+    public int Batch { get; }
+
+    public int Layers { get; }
+
+    public int Channels { get; }
+
+    public int LatentHeight { get; }
+
+    public int LatentWidth { get; }
+
+    /// <summary>Image tokens per row (output frames + condition), for FLOP counts.</summary>
+    public long ImageTokens => outputTokens + conditionTokens.shape[1];
+
+    public long TextTokens => textEmbeddings.shape[1];
+
+    /// <summary>
+    /// Encodes <paramref name="image"/> (already at a size the model accepts) and the distinct
+    /// <paramref name="prompts"/> once, for <paramref name="copies"/> rows per prompt.
+    /// </summary>
+    public static LayeredConditioning Create(LayeredModel model, RgbaImage image, int layers, IReadOnlyList<string> prompts, int copies = 1)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(prompts);
+        if (layers < 1 || prompts.Count < 1 || copies < 1)
+        {
+            throw new ArgumentException("layers, prompts and copies must each be at least 1");
+        }
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        int batch = prompts.Count * copies;
+        var latent = model.Vae.Normalize(model.Vae.EncodeMean(LayerTensors.FromImage(image).unsqueeze(0)));
+        int c = (int)latent.shape[1], h = (int)latent.shape[2], w = (int)latent.shape[3];
+        var cond = LatentPacking.Pack(latent.unsqueeze(1)).expand(batch, -1, -1).contiguous();
+        var text = model.Prompts.Encode(prompts);
+        var emb = copies == 1 ? text.Embeddings : text.Embeddings.repeat_interleave(copies, 0);
+        var mask = copies == 1 ? text.Mask : text.Mask.repeat_interleave(copies, 0);
+        return new LayeredConditioning(model, batch, layers, c, h, w,
+            cond.MoveToOuterDisposeScope(), emb.contiguous().MoveToOuterDisposeScope(), mask.contiguous().MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The flow-matching schedule for this condition's size (mu from its tokens per frame).</summary>
+    public FlowMatchSchedule Schedule(int steps) =>
+        FlowMatchScheduler.ForConditionTokens(LatentPacking.TokensPerFrame(LatentHeight, LatentWidth)).Schedule(steps);
+
+    /// <summary>Seeded starting noise, [rows, N+1, C, h, w] float32.</summary>
+    public Tensor InitialNoise(Generator generator, int rows) =>
+        randn([rows, Layers + 1, Channels, LatentHeight, LatentWidth], dtype: ScalarType.Float32, generator: generator);
+
+    /// <summary>
+    /// The model's velocity, float32 [Batch, N+1, C, h, w], for latents <paramref name="x"/> of Batch rows (or one
+    /// row, shared by every row) at noise level <paramref name="sigma"/>.
+    /// </summary>
+    public Tensor Velocity(Tensor x, float sigma)
+    {
+        using var scope = NewDisposeScope();
+        return Unpack(PackedVelocity(x, sigma)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The velocity as output tokens [Batch, tokens, channels] (true CFG combines rows in this form).</summary>
+    public Tensor PackedVelocity(Tensor x, float sigma)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        using var scope = NewDisposeScope();
+        var packed = LatentPacking.Pack(x);
+        var tokens = LatentPacking.AppendCondition(x.shape[0] == Batch ? packed : packed.expand(Batch, -1, -1), conditionTokens);
+        var t = full([Batch], sigma, dtype: ScalarType.Float32);
+        var prediction = model.Transformer.forward(tokens, textEmbeddings, textMask, t, frames);
+        return LatentPacking.OutputPart(prediction, outputTokens).to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Output tokens [rows, tokens, channels] back to latents [rows, N+1, C, h, w].</summary>
+    public Tensor Unpack(Tensor tokens) => LatentPacking.Unpack(tokens, Layers + 1, Channels, LatentHeight, LatentWidth);
+
+    /// <summary>Decodes final latents [rows, N+1, C, h, w] into one layer stack per row (frame 0, the regenerated composite, is dropped).</summary>
+    public IReadOnlyList<LayerStack> Decode(Tensor latents)
+    {
+        ArgumentNullException.ThrowIfNull(latents);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        int rows = (int)latents.shape[0];
+        var layerLatents = latents.narrow(1, 1, Layers).reshape(rows * Layers, Channels, LatentHeight, LatentWidth);
+        var decoded = model.Vae.Decode(model.Vae.Denormalize(layerLatents)).clamp(-1f, 1f);
+        var names = Enumerable.Range(0, Layers).Select(i => i == 0 ? "background" : $"layer {i}").ToArray();
+        return Enumerable.Range(0, rows)
+            .Select(g => LayerTensors.ToStack(decoded.narrow(0, g * Layers, Layers), names))
+            .ToArray();
+    }
+
+    public void Dispose()
+    {
+        conditionTokens.Dispose();
+        textEmbeddings.Dispose();
+        textMask.Dispose();
+    }
+}
