@@ -50,15 +50,11 @@ public sealed class HeldoutEvaluation(LayeredModel model, IReadOnlyList<SynthSam
             }
         }
 
-        double? Mean(Func<SampleMetrics, double?> f)
-        {
-            var v = metrics.Select(f).Where(x => x is not null).Select(x => x!.Value).ToList();
-            return v.Count == 0 ? null : v.Average();
-        }
+        double? Mean(Func<SampleMetrics, double?> f) => MeanOfDefined(metrics, f);
 
         var byLayers = metrics.GroupBy(m => m.LayersGt ?? m.LayersPred).OrderBy(g => g.Key).ToDictionary(
             g => g.Key.ToString(CultureInfo.InvariantCulture),
-            g => g.Where(m => m.BestMatchL1 is not null).Select(m => m.BestMatchL1!.Value).DefaultIfEmpty(double.NaN).Average() is var v && double.IsFinite(v) ? v : (double?)null);
+            g => MeanOfDefined(g, m => m.BestMatchL1));
         var log = new EvalLog
         {
             Step = step,
@@ -73,5 +69,12 @@ public sealed class HeldoutEvaluation(LayeredModel model, IReadOnlyList<SynthSam
             RewardMean = rewards.Count == 0 ? null : rewards.Average(),
         };
         return (log, predictions);
+    }
+
+    /// <summary>Mean of a metric over the samples where it is defined; null when it is defined for none.</summary>
+    private static double? MeanOfDefined(IEnumerable<SampleMetrics> samples, Func<SampleMetrics, double?> metric)
+    {
+        var values = samples.Select(metric).OfType<double>().ToList();
+        return values.Count == 0 ? null : values.Average();
     }
 }
