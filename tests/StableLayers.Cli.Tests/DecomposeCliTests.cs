@@ -59,6 +59,25 @@ public class DecomposeCliTests
     }
 
     [Fact]
+    public void EachImageGetsItsOwnNoiseAndTheKthImageReproducesAloneWithSeedPlusK()
+    {
+        using var tmp = new TempDir();
+        string model = WriteRandomModel(tmp.File("model"));
+        var images = tmp.File("images");
+        Directory.CreateDirectory(images);
+        var img = new RgbaImage(32, 32);
+        new Random(3).NextBytes(img.Pixels);
+        PngCodec.Write(Path.Combine(images, "a.png"), img);
+        PngCodec.Write(Path.Combine(images, "b.png"), img);
+        Assert.Equal(0, Run("decompose", images, "--layers", "3", "--steps", "2", "--seed", "5", "--model", model, "--out", tmp.File("both")).Code);
+        Assert.Equal(0, Run("decompose", Path.Combine(images, "b.png"), "--layers", "3", "--steps", "2", "--seed", "6", "--model", model, "--out", tmp.File("alone")).Code);
+
+        byte[] Layer(string dir) => File.ReadAllBytes(Path.Combine(dir, "layer_01.png"));
+        Assert.NotEqual(Layer(tmp.File("both/a")), Layer(tmp.File("both/b")));
+        Assert.Equal(Layer(tmp.File("alone/b")), Layer(tmp.File("both/b")));
+    }
+
+    [Fact]
     public void DecomposesALayeredDatasetKeepingNamesAndLayerCountsThenEvaluates()
     {
         using var tmp = new TempDir();

@@ -23,7 +23,7 @@ public static class DecomposeCommand
         sampler.AcceptOnlyFromAmong("euler", "heun");
         var cfgScale = new Option<float>("--cfg") { Description = "True classifier-free guidance scale (1 = off)", DefaultValueFactory = _ => 1f };
         var prompt = new Option<string>("--prompt") { Description = "Text prompt (the tiny model understands synth-style captions)", DefaultValueFactory = _ => string.Empty };
-        var seed = new Option<long>("--seed") { Description = "Noise seed", DefaultValueFactory = _ => 0 };
+        var seed = new Option<long>("--seed") { Description = "Noise seed of the first image; the k-th image (in the order listed, folders sorted by name) uses seed + k, so every image gets its own noise", DefaultValueFactory = _ => 0 };
         var output = new Option<DirectoryInfo>("--out") { Description = "Output folder: one sub-folder per image", Required = true };
         var lora = new Option<FileInfo?>("--lora") { Description = "LoRA adapter (.safetensors, PEFT/diffusers keys) merged into the transformer before sampling" };
         var format = new Option<string>("--format") { Description = "Comma-separated: folder, ora, psd", DefaultValueFactory = _ => "folder" };
@@ -71,15 +71,20 @@ public static class DecomposeCommand
             string outDir = parse.GetRequiredValue(output).FullName;
             var stdout = parse.InvocationConfiguration.Output;
             int failed = 0;
-            foreach (var (file, id, sampleLayers) in jobs)
+            for (int k = 0; k < jobs.Count; k++)
             {
+                var (file, id, sampleLayers) = jobs[k];
                 try
                 {
                     var sw = Stopwatch.StartNew();
                     var image = PngCodec.Read(file);
-                    var stack = decomposer.Decompose(image, options with { Layers = requested ?? sampleLayers ?? 4 });
+                    // One seed for every image would give every image the same starting noise: an evaluation over a
+                    // folder would then sample one noise draw, not many (all 5-layer designs once came out with the
+                    // same blank top layer). Consecutive seeds match the trainer's held-out evaluation (seed = index).
+                    var imageOptions = options with { Layers = requested ?? sampleLayers ?? 4, Seed = options.Seed + k };
+                    var stack = decomposer.Decompose(image, imageOptions);
                     string dir = Path.Combine(outDir, id);
-                    var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} (model {Path.GetFileName(modelDir)}{(loraPath is null ? "" : ", LoRA " + Path.GetFileName(loraPath))}, seed {options.Seed})", null);
+                    var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} (model {Path.GetFileName(modelDir)}{(loraPath is null ? "" : ", LoRA " + Path.GetFileName(loraPath))}, seed {imageOptions.Seed})", null);
                     if (formats.Contains("folder") || formats.Length == 0)
                     {
                         LayeredFolder.Write(dir, stack, source, input: image);
