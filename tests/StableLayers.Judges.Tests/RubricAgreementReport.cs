@@ -53,7 +53,7 @@ public class RubricAgreementReport(ITestOutputHelper output)
     private void Report(string title, List<JudgedSample> rows)
     {
         var cells = JudgeAgreement.Compute(rows);
-        output.WriteLine($"rubric/v1 (calibrated) vs ground-truth metrics on {title}: {rows.Count} decompositions (ground truth + degraded variants)");
+        output.WriteLine($"{RubricJudge.JudgeName} (calibrated) vs ground-truth metrics on {title}: {rows.Count} decompositions (ground truth + degraded variants)");
         output.WriteLine(JudgeAgreement.Format(cells));
         output.WriteLine($"not applicable (left out): {(skipped.Count == 0 ? "none" : string.Join(", ", skipped))}");
 

@@ -100,12 +100,44 @@ public class RubricCriteriaTests
         Assert.Equal(1, d3.Blank);
         Assert.Equal(Math.Min(1, StackMetrics.Evenness(p3)!.Value / DistributionCriterion.SpreadEvenness) * 0.5, d3.Score, 12);
 
-        // A small object on a background is spread enough below J = 0.5 only in proportion; above it, full marks.
+        // A small object on a background is spread enough below J = 0.1 only in proportion, and a layer under 2%
+        // coverage is only partly filled.
         var dot = Rect(0, 0, 3, 3, 10, 10, 10, 255);
         var small = Planes(bg, dot);
         double j = StackMetrics.Evenness(small)!.Value;
         Assert.True(j < DistributionCriterion.SpreadEvenness);
-        Assert.Equal(j / DistributionCriterion.SpreadEvenness, DistributionCriterion.Measure(small, LayerQuality.Assess(small, null)).Score, 12);
+        var ds = DistributionCriterion.Measure(small, LayerQuality.Assess(small, null));
+        Assert.Equal(0, ds.Blank);
+        Assert.Equal(9.0 / (S * S) / DistributionCriterion.FilledCoverage, ds.Fill, 12);
+        Assert.Equal(j / DistributionCriterion.SpreadEvenness * ds.Fill, ds.Score, 12);
+    }
+
+    [Fact]
+    public void DistributionFallsSteadilyAsALayerShrinksTowardsBlankNotOnlyAtTheBlankThreshold()
+    {
+        // Three foreground layers; the last one shrinks from 6x6 px (3.5%) to nothing. The score must never rise and
+        // must already fall above the blank threshold (0.5%), so a policy shrinking a layer pays before it is blank.
+        var bg = Opaque();
+        var a = Rect(0, 0, S, S / 4, 10, 10, 10, 255);
+        var b = Rect(0, S / 2, S, S / 4, 200, 10, 10, 255);
+        var scores = new List<(double Coverage, double Score, int Blank)>();
+        for (int side = 6; side >= 0; side--)
+        {
+            var c = side == 0 ? new RgbaImage(S, S) : Rect(S / 2, S / 4 + 1, side, side, 10, 200, 10, 255);
+            var p = Planes(bg, a, b, c);
+            var q = LayerQuality.Assess(p, null);
+            scores.Add((side * side / (double)(S * S), DistributionCriterion.Measure(p, q).Score, q.Blank));
+        }
+
+        for (int i = 1; i < scores.Count; i++)
+        {
+            Assert.True(scores[i].Score <= scores[i - 1].Score, $"score rose as the layer shrank: {scores[i - 1]} -> {scores[i]}");
+        }
+
+        var notBlankButSmall = scores.Where(x => x.Blank == 0 && x.Coverage < DistributionCriterion.FilledCoverage).ToList();
+        Assert.True(notBlankButSmall.Count >= 2);
+        Assert.True(notBlankButSmall[^1].Score < notBlankButSmall[0].Score);
+        Assert.True(scores[^1].Score < scores[0].Score * 0.75);
     }
 
     [Fact]

@@ -12,7 +12,8 @@ namespace StableLayers.Judges.Rubric;
 /// </summary>
 public sealed class RubricJudge : IJudge
 {
-    public const string JudgeName = "rubric/v1";
+    /// <summary>v2: feature distribution scales by how filled each foreground layer is, not by the blank share alone.</summary>
+    public const string JudgeName = "rubric/v2";
 
     /// <param name="options">Calibration and reward weights; defaults to <see cref="JudgeOptions"/>' defaults.</param>
     /// <param name="maxDegreeOfParallelism">Candidates measured at once (1 = on the calling thread; results do not depend on it).</param>

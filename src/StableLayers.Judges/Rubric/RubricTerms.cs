@@ -31,7 +31,8 @@ public sealed record BackgroundTerms(double OpaqueShare, double Smoothness, doub
 
 /// <param name="Evenness">Pielou evenness of the layers' visible contributions (null for one layer or nothing visible).</param>
 /// <param name="Blank">Blank foreground layers (coverage below 0.5%).</param>
-public sealed record DistributionTerms(double? Evenness, int Blank, double Score);
+/// <param name="Fill">Mean over foreground layers of min(1, coverage / 2%): 1 when every requested layer holds something.</param>
+public sealed record DistributionTerms(double? Evenness, int Blank, double Fill, double Score);
 
 /// <param name="ReconstructionL1">Mean |composite on white - input| (EVALUATION.md metric 8).</param>
 /// <param name="Glazed">Glazed foreground layers (wash or duplicate of the input, EVALUATION.md metric 4).</param>
