@@ -4,8 +4,11 @@ using StableLayers.Metrics;
 
 namespace StableLayers.Judges;
 
-/// <summary>One judged candidate with its ground-truth metrics: the unit of a judge-vs-metrics agreement study.</summary>
-public sealed record JudgedSample(string Id, CriterionScores Scores, double Reward, SampleMetrics Metrics)
+/// <summary>
+/// One judged candidate with its ground-truth metrics: the unit of a judge-vs-metrics agreement study.
+/// <paramref name="Group"/> names the group it was judged in (several predictions of one input), if any.
+/// </summary>
+public sealed record JudgedSample(string Id, CriterionScores Scores, double Reward, SampleMetrics Metrics, string? Group = null)
 {
     /// <summary>From a judgement: its calibrated scores when present, else phase 1; null for a failed judgement.</summary>
     public static JudgedSample? From(string id, CandidateJudgement judgement, SampleMetrics metrics)
@@ -38,30 +41,50 @@ public static class JudgeAgreement
     public static IReadOnlyList<AgreementCell> Compute(IReadOnlyList<JudgedSample> samples, IReadOnlyList<string>? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(samples);
-        metrics ??= DefaultMetrics;
-        var metricValues = samples.Select(s => s.Metrics.Scalars().ToDictionary(m => m.Name, m => m.Value, StringComparer.Ordinal)).ToArray();
-        var cells = new List<AgreementCell>();
-        foreach (string score in ScoreNames)
+        return Cells(metrics, (score, metric) =>
         {
-            int c = Criteria.Keys.ToList().IndexOf(score);
-            foreach (string metric in metrics)
-            {
-                var xs = new List<double>();
-                var ys = new List<double>();
-                for (int i = 0; i < samples.Count; i++)
-                {
-                    if (metricValues[i].TryGetValue(metric, out double? m) && m is double mv && double.IsFinite(mv))
-                    {
-                        xs.Add(c >= 0 ? samples[i].Scores[Criteria.All[c]] : samples[i].Reward);
-                        ys.Add(mv);
-                    }
-                }
+            var (xs, ys) = Pairs(samples, score, metric);
+            return new AgreementCell(score, metric, Spearman(xs, ys), xs.Count);
+        });
+    }
 
-                cells.Add(new AgreementCell(score, metric, Spearman(xs, ys), xs.Count));
+    /// <summary>
+    /// The ranking GRPO actually uses: Spearman's rho inside each group (predictions of one input, by
+    /// <see cref="JudgedSample.Group"/>), averaged over the groups where it is defined; N is that number of groups.
+    /// Pooled over designs (<see cref="Compute"/>) a judge can look good by telling easy inputs from hard ones while
+    /// ranking the candidates of each input no better than chance. Samples without a group are left out.
+    /// </summary>
+    public static IReadOnlyList<AgreementCell> ComputeWithinGroups(IReadOnlyList<JudgedSample> samples, IReadOnlyList<string>? metrics = null)
+    {
+        ArgumentNullException.ThrowIfNull(samples);
+        var groups = samples.Where(s => s.Group is not null).GroupBy(s => s.Group!, StringComparer.Ordinal).Select(g => g.ToList()).ToList();
+        return Cells(metrics, (score, metric) =>
+        {
+            var rhos = groups.Select(g => Pairs(g, score, metric)).Select(p => Spearman(p.X, p.Y)).OfType<double>().ToList();
+            return new AgreementCell(score, metric, rhos.Count == 0 ? null : rhos.Average(), rhos.Count);
+        });
+    }
+
+    private static List<AgreementCell> Cells(IReadOnlyList<string>? metrics, Func<string, string, AgreementCell> cell) =>
+        [.. ScoreNames.SelectMany(score => (metrics ?? DefaultMetrics).Select(metric => cell(score, metric)))];
+
+    /// <summary>(score, metric) pairs of the samples where the metric is defined and finite.</summary>
+    private static (List<double> X, List<double> Y) Pairs(IReadOnlyList<JudgedSample> samples, string score, string metric)
+    {
+        int c = Criteria.Keys.ToList().IndexOf(score);
+        var xs = new List<double>();
+        var ys = new List<double>();
+        foreach (var sample in samples)
+        {
+            var value = sample.Metrics.Scalars().FirstOrDefault(m => m.Name == metric).Value;
+            if (value is double v && double.IsFinite(v))
+            {
+                xs.Add(c >= 0 ? sample.Scores[Criteria.All[c]] : sample.Reward);
+                ys.Add(v);
             }
         }
 
-        return cells;
+        return (xs, ys);
     }
 
     /// <summary>Spearman's rho with average ranks for ties; null when there are fewer than 2 pairs or either side is constant.</summary>
@@ -125,13 +148,14 @@ public static class JudgeAgreement
     }
 
     /// <summary>A plain-text table: one row per score, one column per metric, "rho (n)" in each cell, "-" where undefined.</summary>
-    public static string Format(IReadOnlyList<AgreementCell> cells)
+    public static string Format(IReadOnlyList<AgreementCell> cells, string title = "spearman rho (n)")
     {
         ArgumentNullException.ThrowIfNull(cells);
         var metrics = cells.Select(c => c.Metric).Distinct().ToList();
         var scores = cells.Select(c => c.Score).Distinct().ToList();
+        int width = Math.Max(22, title.Length + 1);
         var sb = new StringBuilder();
-        sb.Append(CultureInfo.InvariantCulture, $"{"spearman rho (n)",-22}");
+        sb.Append(CultureInfo.InvariantCulture, $"{title.PadRight(width)}");
         foreach (var m in metrics)
         {
             sb.Append(CultureInfo.InvariantCulture, $"{m,19}");
@@ -140,7 +164,7 @@ public static class JudgeAgreement
         sb.AppendLine();
         foreach (var s in scores)
         {
-            sb.Append(CultureInfo.InvariantCulture, $"{s,-22}");
+            sb.Append(CultureInfo.InvariantCulture, $"{s.PadRight(width)}");
             foreach (var m in metrics)
             {
                 var cell = cells.First(c => c.Score == s && c.Metric == m);

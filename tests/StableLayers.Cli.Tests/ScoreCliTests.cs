@@ -301,8 +301,17 @@ public class ScoreCliTests
         Assert.Equal(expected, cell.GetProperty("n").GetInt32());
         double rho = cell.GetProperty("rho").GetDouble();
         Assert.True(rho < -0.6, $"rho(reward, best_match_l1) = {rho}");
-        var row = stdout.Split('\n').Single(l => l.StartsWith("reward ", StringComparison.Ordinal));
-        Assert.Contains(rho.ToString("+0.000;-0.000", System.Globalization.CultureInfo.InvariantCulture), row);
+        var rows = stdout.Split('\n').Where(l => l.StartsWith("reward ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, rows.Count); // the pooled table, then the within-group one (each sample here is a group)
+        Assert.Contains(rho.ToString("+0.000;-0.000", System.Globalization.CultureInfo.InvariantCulture), rows[0]);
+
+        // Within each sample's group ground truth is the best and the judge should rank it first.
+        var within = root.GetProperty("within_group").EnumerateArray()
+            .Single(c => c.GetProperty("score").GetString() == "reward" && c.GetProperty("metric").GetString() == "best_match_l1");
+        Assert.Equal(ids.Length, within.GetProperty("n").GetInt32());
+        double withinRho = within.GetProperty("rho").GetDouble();
+        Assert.True(withinRho < -0.5, $"within-group rho(reward, best_match_l1) = {withinRho}");
+        Assert.Contains(withinRho.ToString("+0.000;-0.000", System.Globalization.CultureInfo.InvariantCulture), rows[1]);
     }
 
     [Fact]

@@ -79,4 +79,30 @@ public class JudgeAgreementTests
         Assert.Contains("-1.000 (4)", table, StringComparison.Ordinal);
         Assert.Contains("- (5)", table, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void WithinGroupsAveragesThePerGroupRankingWhichPoolingHides()
+    {
+        // Two inputs, three candidates each. The easy input has low errors and high scores, the hard one the
+        // opposite, so pooled the score looks perfectly anti-correlated with the error; inside each group the
+        // score ranks the candidates backwards (+1), which is what a GRPO group would see.
+        var samples = new List<JudgedSample>();
+        void Add(string group, int k, double score, double error) => samples.Add(new JudgedSample(
+            $"{group}/s{k}", new CriterionScores(score, score, score, score, score), score,
+            new SampleMetrics { Id = $"{group}/s{k}", BestMatchL1 = error }, group));
+        Add("easy", 0, 0.90, 0.010);
+        Add("easy", 1, 0.91, 0.020);
+        Add("easy", 2, 0.92, 0.030);
+        Add("hard", 0, 0.10, 0.300);
+        Add("hard", 1, 0.11, 0.310);
+        Add("hard", 2, 0.12, 0.320);
+        Add("alone", 0, 0.5, 0.1);
+
+        var pooled = JudgeAgreement.Compute(samples, ["best_match_l1"]).Single(c => c.Score == "reward");
+        var within = JudgeAgreement.ComputeWithinGroups(samples, ["best_match_l1"]).Single(c => c.Score == "reward");
+        Assert.True(pooled.Rho < -0.5, $"pooled {pooled.Rho}");
+        Assert.Equal(1.0, within.Rho!.Value, 12);
+        Assert.Equal(2, within.N); // "alone" is a group of one: Spearman is undefined there, so it is left out
+        Assert.Contains("within-group", JudgeAgreement.Format([within], "mean within-group rho (groups)"), StringComparison.Ordinal);
+    }
 }

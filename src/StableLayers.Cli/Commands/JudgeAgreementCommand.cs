@@ -42,6 +42,7 @@ public sealed record AgreementReport(
     [property: JsonPropertyName("predictions")] IReadOnlyList<AgreementPrediction> Predictions,
     [property: JsonPropertyName("skipped")] IReadOnlyList<SkippedSample> Skipped,
     [property: JsonPropertyName("agreement")] IReadOnlyList<AgreementCell> Agreement,
+    [property: JsonPropertyName("within_group"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<AgreementCell>? WithinGroup,
     [property: JsonPropertyName("usage")] JudgeUsage Usage,
     [property: JsonPropertyName("cost"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? Cost);
 
@@ -122,9 +123,13 @@ public static class JudgeAgreementCommand
                 (judge as IDisposable)?.Dispose();
             }
 
-            var judged = predictions.Where(p => p.Status == "scored").Select(p => new JudgedSample(p.Id, p.Scores!, p.Reward!.Value, p.Metrics!)).ToList();
+            // Several predictions of one sample were judged as one group: their within-group ranking is what GRPO uses.
+            var grouped = predictions.GroupBy(p => p.Sample, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key).ToHashSet(StringComparer.Ordinal);
+            var judged = predictions.Where(p => p.Status == "scored")
+                .Select(p => new JudgedSample(p.Id, p.Scores!, p.Reward!.Value, p.Metrics!, grouped.Contains(p.Sample) ? p.Sample : null)).ToList();
             var cells = JudgeAgreement.Compute(judged, metricNames);
-            var report = new AgreementReport(judge.Name, gtDir, predDir, predictions, skipped, cells, usage, usage.Cost(section.PriceInPerMillion, section.PriceOutPerMillion));
+            var withinGroup = grouped.Count > 0 ? JudgeAgreement.ComputeWithinGroups(judged, metricNames) : null;
+            var report = new AgreementReport(judge.Name, gtDir, predDir, predictions, skipped, cells, withinGroup, usage, usage.Cost(section.PriceInPerMillion, section.PriceOutPerMillion));
             var outPath = parse.GetValue(output)?.FullName;
             if (outPath is not null)
             {
@@ -144,6 +149,12 @@ public static class JudgeAgreementCommand
             var stdout = parse.InvocationConfiguration.Output;
             stdout.WriteLine($"judge {judge.Name}: {judged.Count} of {predictions.Count} predictions judged ({ids.Count} samples, {skipped.Count} skipped)");
             stdout.Write(JudgeAgreement.Format(cells));
+            if (withinGroup is not null)
+            {
+                stdout.WriteLine();
+                stdout.Write(JudgeAgreement.Format(withinGroup, "mean within-group rho (groups)"));
+            }
+
             if (outPath is not null)
             {
                 stdout.WriteLine($"wrote {outPath}");
