@@ -2,7 +2,7 @@
 # The paper's tables in miniature (docs/RESULTS.md): the shipped tiny base vs Stable-Layers-tuned LoRAs,
 # trained with configs/tiny-grpo.toml and one-setting variants of it, evaluated on held-out synthetic designs
 # (seed 1000, never used in pretraining or training) and on the bundled real layered files. Seeded end to end.
-# About 45 minutes on 2 CPU cores.
+# About 25 minutes on 2 CPU cores.
 #   bench/experiments/paper_tables.sh [OUT_DIR] [STEPS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
