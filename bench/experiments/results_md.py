@@ -207,7 +207,12 @@ print("""## Discussion (written for the run of 2026-11-27 with `rubric/v2`; re-c
   coverage and halves that drift, at some cost in best-match; it does not remove it. Also tried (chosen on 48
   designs of synth seed 4000, not the evaluation set): a background term for objects left behind in layer 0
   outside the foreground (input edges that layer 0 still shows). Bad layers stayed at the base's level, but
-  best-match did not improve either (0.0667 vs base 0.0659 on seed 4000), so it was not adopted.
+  best-match did not improve either (0.0667 vs base 0.0659 on seed 4000), so it was not adopted. Two config-only
+  variants of the default run, same seed-4000 designs (base: best-match 0.0659, bad layers 0.146; default:
+  0.0621, 0.188): `[judge] weights = { feature_distribution = 2 }` gave 0.0666 and 0.125 (fewer bad layers than the
+  base, no best-match gain), and `[grpo] kl_beta = 0.04` (KL to the LoRA-disabled reference) gave 0.0622 and 0.188
+  (no measurable effect at this scale). At 60 steps of this rubric, every setting that stopped the blank-layer drift
+  also stopped the best-match gain.
 - **Earlier versions of this file** reported base bad layers 0.25 (1.00 at N = 5). That came from `decompose`
   giving every image of a folder the same seed: all twelve 5-layer designs shared one noise draw that left the
   top layer blank. Each image now gets its own seed (seed + k).
