@@ -75,6 +75,20 @@ public class DecomposeCliTests
         byte[] Layer(string dir) => File.ReadAllBytes(Path.Combine(dir, "layer_01.png"));
         Assert.NotEqual(Layer(tmp.File("both/a")), Layer(tmp.File("both/b")));
         Assert.Equal(Layer(tmp.File("alone/b")), Layer(tmp.File("both/b")));
+
+        // Batched: the same seeds per image, so the same layers up to float rounding.
+        Assert.Equal(0, Run("decompose", images, "--layers", "3", "--steps", "2", "--seed", "5", "--batch-size", "2", "--model", model, "--out", tmp.File("batched")).Code);
+        foreach (var name in new[] { "a", "b" })
+        {
+            var one = LayeredFolder.Read(tmp.File($"both/{name}"));
+            var two = LayeredFolder.Read(tmp.File($"batched/{name}"));
+            for (int k = 0; k < one.Count; k++)
+            {
+                Assert.True(one[k].Pixels.Zip(two[k].Pixels).All(p => Math.Abs(p.First - p.Second) <= 2), $"{name} layer {k}");
+            }
+        }
+
+        Assert.Equal(2, Run("decompose", images, "--batch-size", "0", "--model", model, "--out", tmp.File("bad")).Code);
     }
 
     [Fact]

@@ -27,9 +27,10 @@ public static class DecomposeCommand
         var output = new Option<DirectoryInfo>("--out") { Description = "Output folder: one sub-folder per image", Required = true };
         var lora = new Option<FileInfo?>("--lora") { Description = "LoRA adapter (.safetensors, PEFT/diffusers keys) merged into the transformer before sampling" };
         var format = new Option<string>("--format") { Description = "Comma-separated: folder, ora, psd", DefaultValueFactory = _ => "folder" };
+        var batch = new Option<int>("--batch-size") { Description = "Images decomposed together (those sharing a size bucket and layer count run as one batch; same results as one at a time up to float rounding)", DefaultValueFactory = _ => 1 };
         var cmd = new Command("decompose", "Decompose images into RGBA layers")
         {
-            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format, lora,
+            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format, lora, batch,
         };
         cmd.SetAction(parse =>
         {
@@ -41,6 +42,11 @@ public static class DecomposeCommand
                 {
                     throw new BadInputException("--format", $"unknown format '{f}' (folder, ora, psd)");
                 }
+            }
+
+            if (parse.GetValue(batch) < 1)
+            {
+                throw new BadInputException("--batch-size", $"must be at least 1, got {parse.GetValue(batch)}");
             }
 
             int? requested = parse.GetValue(layers);
@@ -71,41 +77,66 @@ public static class DecomposeCommand
             string outDir = parse.GetRequiredValue(output).FullName;
             var stdout = parse.InvocationConfiguration.Output;
             int failed = 0;
-            for (int k = 0; k < jobs.Count; k++)
+            int batchSize = parse.GetValue(batch);
+            var error = parse.InvocationConfiguration.Error;
+            for (int first = 0; first < jobs.Count; first += batchSize)
             {
-                var (file, id, sampleLayers) = jobs[k];
-                try
+                var sw = Stopwatch.StartNew();
+                var chunk = new List<(string File, string Id, RgbaImage Image, DecomposeOptions Options)>();
+                for (int k = first; k < Math.Min(jobs.Count, first + batchSize); k++)
                 {
-                    var sw = Stopwatch.StartNew();
-                    var image = PngCodec.Read(file);
-                    // One seed for every image would give every image the same starting noise: an evaluation over a
-                    // folder would then sample one noise draw, not many (all 5-layer designs once came out with the
-                    // same blank top layer). Consecutive seeds match the trainer's held-out evaluation (seed = index).
-                    var imageOptions = options with { Layers = requested ?? sampleLayers ?? 4, Seed = options.Seed + k };
-                    var stack = decomposer.Decompose(image, imageOptions);
-                    string dir = Path.Combine(outDir, id);
-                    var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} (model {Path.GetFileName(modelDir)}{(loraPath is null ? "" : ", LoRA " + Path.GetFileName(loraPath))}, seed {imageOptions.Seed})", null);
-                    if (formats.Contains("folder") || formats.Length == 0)
+                    var (file, id, sampleLayers) = jobs[k];
+                    try
                     {
-                        LayeredFolder.Write(dir, stack, source, input: image);
+                        // One seed for every image would give every image the same starting noise: an evaluation over a
+                        // folder would then sample one noise draw, not many (all 5-layer designs once came out with the
+                        // same blank top layer). Consecutive seeds match the trainer's held-out evaluation (seed = index).
+                        chunk.Add((file, id, PngCodec.Read(file), options with { Layers = requested ?? sampleLayers ?? 4, Seed = options.Seed + k }));
                     }
-
-                    if (formats.Contains("ora"))
+                    catch (BadInputException e)
                     {
-                        LayeredFile.Write(Path.Combine(outDir, id + ".ora"), stack);
+                        failed++;
+                        error.WriteLine($"error: {e.Message}");
                     }
-
-                    if (formats.Contains("psd"))
-                    {
-                        LayeredFile.Write(Path.Combine(outDir, id + ".psd"), stack);
-                    }
-
-                    stdout.WriteLine($"{file}: {stack.Count} layers in {sw.Elapsed.TotalSeconds:F1}s -> {Path.Combine(outDir, id)}");
                 }
-                catch (BadInputException e)
+
+                if (chunk.Count == 0)
                 {
-                    failed++;
-                    parse.InvocationConfiguration.Error.WriteLine($"error: {e.Message}");
+                    continue;
+                }
+
+                var stacks = decomposer.Decompose(chunk.Select(c => c.Image).ToList(), chunk.Select(c => c.Options).ToList());
+                double seconds = sw.Elapsed.TotalSeconds / chunk.Count;
+                for (int j = 0; j < chunk.Count; j++)
+                {
+                    var (file, id, image, imageOptions) = chunk[j];
+                    var stack = stacks[j];
+                    try
+                    {
+                        string dir = Path.Combine(outDir, id);
+                        var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} (model {Path.GetFileName(modelDir)}{(loraPath is null ? "" : ", LoRA " + Path.GetFileName(loraPath))}, seed {imageOptions.Seed})", null);
+                        if (formats.Contains("folder") || formats.Length == 0)
+                        {
+                            LayeredFolder.Write(dir, stack, source, input: image);
+                        }
+
+                        if (formats.Contains("ora"))
+                        {
+                            LayeredFile.Write(Path.Combine(outDir, id + ".ora"), stack);
+                        }
+
+                        if (formats.Contains("psd"))
+                        {
+                            LayeredFile.Write(Path.Combine(outDir, id + ".psd"), stack);
+                        }
+
+                        stdout.WriteLine($"{file}: {stack.Count} layers in {seconds:F1}s -> {dir}");
+                    }
+                    catch (BadInputException e)
+                    {
+                        failed++;
+                        error.WriteLine($"error: {e.Message}");
+                    }
                 }
             }
 

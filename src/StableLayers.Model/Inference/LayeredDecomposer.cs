@@ -20,37 +20,85 @@ public sealed class LayeredDecomposer(LayeredModel model)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(options);
-        if (options.Layers < 1 || options.Steps < 1)
+        return Decompose([input], [options])[0];
+    }
+
+    /// <summary>
+    /// Several images at once, each with its own options; results in input order. Images that share a resolution
+    /// bucket and a layer count run as one batch of model calls. Each image's noise comes from its own seed, so an
+    /// image decomposes the same alone or in a batch (up to floating-point summation order). Everything but
+    /// <see cref="DecomposeOptions.Layers"/> and <see cref="DecomposeOptions.Seed"/> must be the same for all.
+    /// </summary>
+    public IReadOnlyList<LayerStack> Decompose(IReadOnlyList<RgbaImage> inputs, IReadOnlyList<DecomposeOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        ArgumentNullException.ThrowIfNull(options);
+        if (inputs.Count != options.Count || inputs.Count == 0)
         {
-            throw new ArgumentException("layers and steps must be at least 1");
+            throw new ArgumentException($"{inputs.Count} images but {options.Count} options; give one per image, at least one");
         }
 
+        var shared = options[0];
+        foreach (var o in options)
+        {
+            if (o.Layers < 1 || o.Steps < 1)
+            {
+                throw new ArgumentException("layers and steps must be at least 1");
+            }
+
+            if (o with { Layers = shared.Layers, Seed = shared.Seed } != shared)
+            {
+                throw new ArgumentException("images of one batch may differ only in layers and seed");
+            }
+        }
+
+        var cfg = Model.Config;
+        var buckets = inputs.Select(i => ResolutionBucket.For(i.Width, i.Height, cfg.Resolution, cfg.PixelsPerToken, cfg.PixelsPerToken)).ToArray();
+        var results = new LayerStack[inputs.Count];
+        foreach (var group in Enumerable.Range(0, inputs.Count).GroupBy(i => (buckets[i], options[i].Layers)))
+        {
+            var members = group.ToArray();
+            var (bucket, layers) = group.Key;
+            var resized = members.Select(i => ImageResize.Resize(inputs[i], bucket.Width, bucket.Height)).ToList();
+            var stacks = Sample(resized, layers, members.Select(i => options[i].Seed).ToList(), shared);
+            for (int k = 0; k < members.Length; k++)
+            {
+                var input = inputs[members[k]];
+                results[members[k]] = new LayerStack(stacks[k].Layers.Select(l => new Layer(l.Name, ImageResize.Resize(l.Image, input.Width, input.Height))).ToList());
+            }
+        }
+
+        return results;
+    }
+
+    /// <summary>One batch: images already at one bucket size, one layer count, a seed per image.</summary>
+    private IReadOnlyList<LayerStack> Sample(IReadOnlyList<RgbaImage> images, int layers, IReadOnlyList<long> seeds, DecomposeOptions options)
+    {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var cfg = Model.Config;
-        var bucket = ResolutionBucket.For(input.Width, input.Height, cfg.Resolution, cfg.PixelsPerToken, cfg.PixelsPerToken);
-        var resized = ImageResize.Resize(input, bucket.Width, bucket.Height);
         bool useCfg = TrueCfg.IsActive(options.Cfg, !string.IsNullOrEmpty(options.NegativePrompt));
-        using var conditioning = LayeredConditioning.Create(Model, resized, options.Layers,
+        int rowsPerImage = useCfg ? 2 : 1;
+        using var conditioning = LayeredConditioning.Create(Model, images, layers,
             useCfg ? [options.Prompt, options.NegativePrompt] : [options.Prompt]);
-        var x = conditioning.InitialNoise(new Generator(seed: unchecked((ulong)options.Seed)), rows: 1);
+        var x = cat(seeds.Select(s => conditioning.InitialNoise(new Generator(seed: unchecked((ulong)s)), rows: 1)).ToArray(), 0);
         IFlowSampler sampler = options.Sampler == SamplerKind.Heun ? HeunSampler.Instance : EulerSampler.Instance;
 
         Tensor Velocity(Tensor xt, float sigma)
         {
             using var step = NewDisposeScope();
-            var v = conditioning.PackedVelocity(xt, sigma);
+            var rows = rowsPerImage == 1 || images.Count == 1 ? xt : xt.repeat_interleave(rowsPerImage, 0);
+            var v = conditioning.PackedVelocity(rows, sigma);
             if (useCfg)
             {
-                v = TrueCfg.Combine(v.narrow(0, 0, 1), v.narrow(0, 1, 1), options.Cfg, options.CfgNormalize);
+                // Rows are image-major: (image, prompt) then (image, negative prompt).
+                var pairs = v.view(images.Count, rowsPerImage, v.shape[1], v.shape[2]);
+                v = TrueCfg.Combine(pairs.select(1, 0), pairs.select(1, 1), options.Cfg, options.CfgNormalize);
             }
 
             return conditioning.Unpack(v).MoveToOuterDisposeScope();
         }
 
         var latents = sampler.Sample(x, conditioning.Schedule(options.Steps), Velocity);
-        var stack = conditioning.Decode(latents)[0];
-        var layers = stack.Layers.Select(l => new Layer(l.Name, ImageResize.Resize(l.Image, input.Width, input.Height))).ToList();
-        return new LayerStack(layers);
+        return conditioning.Decode(latents);
     }
 }

@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 namespace StableLayers.Model.Pipeline;
 
 /// <summary>
-/// What a batch of samples for one condition image shares: the image's latent tokens, the prompt embeddings
-/// (each prompt repeated <c>copies</c> times, so rows are prompt-major) and the frame layout for N layers.
+/// What a batch of samples shares: each condition image's latent tokens, the prompt embeddings and the frame
+/// layout for N layers. Rows are image-major, then prompt, then copy: row = (image * prompts + prompt) * copies + copy.
 /// <see cref="Velocity"/> is the one model call of the pipeline: `decompose` (rows = prompt and negative prompt)
 /// and GRPO sampling and updates (rows = G candidates) all go through it, which is what makes the first GRPO
 /// update exactly on-policy.
@@ -38,7 +38,7 @@ public sealed class LayeredConditioning : IDisposable
         outputTokens = (layers + 1L) * LatentPacking.TokensPerFrame(latentHeight, latentWidth);
     }
 
-    /// <summary>Rows of every model call: prompts x copies.</summary>
+    /// <summary>Rows of every model call: images x prompts x copies.</summary>
     public int Batch { get; }
 
     public int Layers { get; }
@@ -60,23 +60,47 @@ public sealed class LayeredConditioning : IDisposable
     /// </summary>
     public static LayeredConditioning Create(LayeredModel model, RgbaImage image, int layers, IReadOnlyList<string> prompts, int copies = 1)
     {
-        ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(image);
+        return Create(model, [image], layers, prompts, copies);
+    }
+
+    /// <summary>
+    /// Encodes several condition <paramref name="images"/> (all the same size, one the model accepts) in one VAE
+    /// batch and the distinct <paramref name="prompts"/> once; every image gets every prompt, each for
+    /// <paramref name="copies"/> rows.
+    /// </summary>
+    public static LayeredConditioning Create(LayeredModel model, IReadOnlyList<RgbaImage> images, int layers, IReadOnlyList<string> prompts, int copies = 1)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(prompts);
-        if (layers < 1 || prompts.Count < 1 || copies < 1)
+        if (layers < 1 || images.Count < 1 || prompts.Count < 1 || copies < 1)
         {
-            throw new ArgumentException("layers, prompts and copies must each be at least 1");
+            throw new ArgumentException("layers, images, prompts and copies must each be at least 1");
+        }
+
+        if (images.Any(i => i.Width != images[0].Width || i.Height != images[0].Height))
+        {
+            throw new ArgumentException($"condition images of one batch must share a size; got {string.Join(", ", images.Select(i => $"{i.Width}x{i.Height}").Distinct())}", nameof(images));
         }
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        int batch = prompts.Count * copies;
-        var latent = model.Vae.Normalize(model.Vae.EncodeMean(LayerTensors.FromImage(image).unsqueeze(0)));
+        int rowsPerImage = prompts.Count * copies;
+        int batch = images.Count * rowsPerImage;
+        var pixels = cat(images.Select(i => LayerTensors.FromImage(i).unsqueeze(0)).ToArray(), 0);
+        var latent = model.Vae.Normalize(model.Vae.EncodeMean(pixels));
         int c = (int)latent.shape[1], h = (int)latent.shape[2], w = (int)latent.shape[3];
-        var cond = LatentPacking.Pack(latent.unsqueeze(1)).expand(batch, -1, -1).contiguous();
+        var cond = LatentPacking.Pack(latent.unsqueeze(1)).repeat_interleave(rowsPerImage, 0).contiguous();
         var text = model.Prompts.Encode(prompts);
         var emb = copies == 1 ? text.Embeddings : text.Embeddings.repeat_interleave(copies, 0);
         var mask = copies == 1 ? text.Mask : text.Mask.repeat_interleave(copies, 0);
+        if (images.Count > 1)
+        {
+            emb = emb.repeat(images.Count, 1, 1);
+            mask = mask.repeat(images.Count, 1);
+        }
+
         return new LayeredConditioning(model, batch, layers, c, h, w,
             cond.MoveToOuterDisposeScope(), emb.contiguous().MoveToOuterDisposeScope(), mask.contiguous().MoveToOuterDisposeScope());
     }
