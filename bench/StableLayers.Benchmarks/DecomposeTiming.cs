@@ -12,11 +12,12 @@ namespace StableLayers.Benchmarks;
 /// <summary>
 /// `decompose` mode: wall time of one decomposition per image, and the transformer's achieved FLOP/s
 /// (analytic count / time of the same forward passes) against a float32 matmul timed in the same run,
-/// so the ratio is comparable across machines and loads.
+/// so the ratio is comparable across machines and loads. With a batch size above 1 it also times that many
+/// different images decomposed in one batch, per image, against one at a time in the same run.
 /// </summary>
 public static class DecomposeTiming
 {
-    public static void Run(string modelDir, int imageSize, int layers, int steps, int repeats)
+    public static void Run(string modelDir, int imageSize, int layers, int steps, int repeats, int batchSize = 1)
     {
         using var model = LayeredModel.Load(modelDir);
         var decomposer = new LayeredDecomposer(model);
@@ -60,6 +61,22 @@ public static class DecomposeTiming
         Console.WriteLine($"  transformer forward: {imageTokens} image + {textTokens} text tokens, {flops / 1e6:F1} MFLOP, {forwardMs:F2} ms -> {modelFlops / 1e9:F2} GFLOP/s");
         Console.WriteLine($"  float32 matmul 1024^3 same run: {matmulFlops / 1e9:F2} GFLOP/s; model/matmul ratio {modelFlops / matmulFlops:F3}");
         Console.WriteLine($"  transformer share of decompose time: {steps * forwardMs / decomposeMs:P0}");
+        if (batchSize > 1)
+        {
+            var generator = new SynthGenerator(new SynthOptions { Size = imageSize, MinLayers = layers, MaxLayers = layers, Seed = 7 });
+            var images = Enumerable.Range(0, batchSize).Select(i => generator.Generate(i).Stack.FlattenOnWhite()).ToList();
+            var perImage = Enumerable.Range(0, batchSize).Select(i => options with { Seed = i }).ToList();
+            decomposer.Decompose(images, perImage);
+            double batchedMs = MedianMs(repeats, () => decomposer.Decompose(images, perImage)) / batchSize;
+            double aloneMs = MedianMs(repeats, () =>
+            {
+                for (int i = 0; i < batchSize; i++)
+                {
+                    decomposer.Decompose(images[i], perImage[i]);
+                }
+            }) / batchSize;
+            Console.WriteLine($"  {batchSize} images: {batchedMs,9:F1} ms per image in one batch vs {aloneMs:F1} ms one at a time (ratio {batchedMs / aloneMs:F2})");
+        }
     }
 
     /// <summary>float32 1024^3 matmul throughput on this process's threads, GFLOP/s.</summary>
