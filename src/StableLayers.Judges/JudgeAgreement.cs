@@ -41,9 +41,10 @@ public static class JudgeAgreement
     public static IReadOnlyList<AgreementCell> Compute(IReadOnlyList<JudgedSample> samples, IReadOnlyList<string>? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(samples);
+        var rows = Rows(samples);
         return Cells(metrics, (score, metric) =>
         {
-            var (xs, ys) = Pairs(samples, score, metric);
+            var (xs, ys) = Pairs(rows, score, metric);
             return new AgreementCell(score, metric, Spearman(xs, ys), xs.Count);
         });
     }
@@ -57,7 +58,7 @@ public static class JudgeAgreement
     public static IReadOnlyList<AgreementCell> ComputeWithinGroups(IReadOnlyList<JudgedSample> samples, IReadOnlyList<string>? metrics = null)
     {
         ArgumentNullException.ThrowIfNull(samples);
-        var groups = samples.Where(s => s.Group is not null).GroupBy(s => s.Group!, StringComparer.Ordinal).Select(g => g.ToList()).ToList();
+        var groups = Rows(samples.Where(s => s.Group is not null).ToList()).GroupBy(r => r.Sample.Group!, StringComparer.Ordinal).Select(g => g.ToList()).ToList();
         return Cells(metrics, (score, metric) =>
         {
             var rhos = groups.Select(g => Pairs(g, score, metric)).Select(p => Spearman(p.X, p.Y)).OfType<double>().ToList();
@@ -68,18 +69,23 @@ public static class JudgeAgreement
     private static List<AgreementCell> Cells(IReadOnlyList<string>? metrics, Func<string, string, AgreementCell> cell) =>
         [.. ScoreNames.SelectMany(score => (metrics ?? DefaultMetrics).Select(metric => cell(score, metric)))];
 
+    /// <summary>A sample with its metrics by name, looked up once rather than once per (score, metric) cell.</summary>
+    private sealed record Row(JudgedSample Sample, Dictionary<string, double?> Metrics);
+
+    private static List<Row> Rows(IReadOnlyList<JudgedSample> samples) =>
+        [.. samples.Select(s => new Row(s, s.Metrics.Scalars().ToDictionary(m => m.Name, m => m.Value, StringComparer.Ordinal)))];
+
     /// <summary>(score, metric) pairs of the samples where the metric is defined and finite.</summary>
-    private static (List<double> X, List<double> Y) Pairs(IReadOnlyList<JudgedSample> samples, string score, string metric)
+    private static (List<double> X, List<double> Y) Pairs(IReadOnlyList<Row> rows, string score, string metric)
     {
         int c = Criteria.Keys.ToList().IndexOf(score);
         var xs = new List<double>();
         var ys = new List<double>();
-        foreach (var sample in samples)
+        foreach (var row in rows)
         {
-            var value = sample.Metrics.Scalars().FirstOrDefault(m => m.Name == metric).Value;
-            if (value is double v && double.IsFinite(v))
+            if (row.Metrics.TryGetValue(metric, out double? value) && value is double v && double.IsFinite(v))
             {
-                xs.Add(c >= 0 ? sample.Scores[Criteria.All[c]] : sample.Reward);
+                xs.Add(c >= 0 ? row.Sample.Scores[Criteria.All[c]] : row.Sample.Reward);
                 ys.Add(v);
             }
         }

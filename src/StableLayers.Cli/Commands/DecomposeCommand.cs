@@ -44,9 +44,10 @@ public static class DecomposeCommand
                 }
             }
 
-            if (parse.GetValue(batch) < 1)
+            int batchSize = parse.GetValue(batch);
+            if (batchSize < 1)
             {
-                throw new BadInputException("--batch-size", $"must be at least 1, got {parse.GetValue(batch)}");
+                throw new BadInputException("--batch-size", $"must be at least 1, got {batchSize}");
             }
 
             int? requested = parse.GetValue(layers);
@@ -77,7 +78,6 @@ public static class DecomposeCommand
             string outDir = parse.GetRequiredValue(output).FullName;
             var stdout = parse.InvocationConfiguration.Output;
             int failed = 0;
-            int batchSize = parse.GetValue(batch);
             var error = parse.InvocationConfiguration.Error;
             for (int first = 0; first < jobs.Count; first += batchSize)
             {
