@@ -2,6 +2,7 @@ using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
 using StableLayers.Judges.Rubric;
 using StableLayers.Metrics;
+using StableLayers.TestSupport;
 
 namespace StableLayers.Judges.Tests;
 
@@ -190,23 +191,8 @@ public class RubricCriteriaTests
 
     private static RgbaImage Opaque() => RgbaImage.Filled(S, S, 240, 235, 220, 255);
 
-    private static RgbaImage Rect(int x0, int y0, int w, int h, byte r, byte g, byte b, byte a)
-    {
-        var img = new RgbaImage(S, S);
-        for (int y = y0; y < y0 + h; y++)
-        {
-            for (int x = x0; x < x0 + w; x++)
-            {
-                int o = ((y * S) + x) * 4;
-                img.Pixels[o] = r;
-                img.Pixels[o + 1] = g;
-                img.Pixels[o + 2] = b;
-                img.Pixels[o + 3] = a;
-            }
-        }
-
-        return img;
-    }
+    private static RgbaImage Rect(int x0, int y0, int w, int h, byte r, byte g, byte b, byte a) =>
+        TestImages.Rect(S, S, x0, y0, x0 + w, y0 + h, r, g, b, a);
 
     private static void Set(RgbaImage img, int x, int y, byte alpha)
     {

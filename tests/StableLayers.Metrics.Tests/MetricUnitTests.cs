@@ -1,28 +1,11 @@
 using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
+using StableLayers.TestSupport;
 
 namespace StableLayers.Metrics.Tests;
 
 public class MetricUnitTests
 {
-    private static RgbaImage Rect(int w, int h, int x0, int y0, int x1, int y1, byte r, byte g, byte b, byte a)
-    {
-        var img = new RgbaImage(w, h);
-        for (int y = y0; y < y1; y++)
-        {
-            for (int x = x0; x < x1; x++)
-            {
-                int i = ((y * w) + x) * 4;
-                img.Pixels[i] = r;
-                img.Pixels[i + 1] = g;
-                img.Pixels[i + 2] = b;
-                img.Pixels[i + 3] = a;
-            }
-        }
-
-        return img;
-    }
-
     private static LayerPlanes P(RgbaImage i) => LayerPlanes.From(i);
 
     [Fact]
@@ -53,8 +36,8 @@ public class MetricUnitTests
     public void BestMatchReportsPerPredictedIndexAndNullForUnmatched()
     {
         var bg = RgbaImage.Filled(8, 8, 10, 20, 30, 255);
-        var fg = Rect(8, 8, 2, 2, 5, 5, 200, 0, 0, 255);
-        var extra = Rect(8, 8, 0, 0, 1, 1, 0, 0, 255, 255);
+        var fg = TestImages.Rect(8, 8, 2, 2, 5, 5, 200, 0, 0, 255);
+        var extra = TestImages.Rect(8, 8, 0, 0, 1, 1, 0, 0, 255, 255);
         var r = StackMetrics.BestMatch([P(extra), P(fg), P(bg)], [P(bg), P(fg)]);
         Assert.Equal(0, r.Mean, 9);
         Assert.Null(r.ByPredIndex[0]);
@@ -67,8 +50,8 @@ public class MetricUnitTests
         var bg = RgbaImage.Filled(10, 10, 0, 0, 0, 255);
         var empty = new RgbaImage(10, 10);
         Assert.Equal(0.0, StackMetrics.Evenness([P(bg), P(empty)])!.Value, 9);
-        var left = Rect(10, 10, 0, 0, 5, 10, 1, 1, 1, 255);
-        var right = Rect(10, 10, 5, 0, 10, 10, 1, 1, 1, 255);
+        var left = TestImages.Rect(10, 10, 0, 0, 5, 10, 1, 1, 1, 255);
+        var right = TestImages.Rect(10, 10, 5, 0, 10, 10, 1, 1, 1, 255);
         Assert.Equal(1.0, StackMetrics.Evenness([P(left), P(right)])!.Value, 9);
         Assert.Null(StackMetrics.Evenness([P(bg)]));
         Assert.Null(StackMetrics.Evenness([P(empty), P(empty)]));
@@ -92,9 +75,9 @@ public class MetricUnitTests
     {
         int w = 100, h = 100;
         var bg = RgbaImage.Filled(w, h, 50, 50, 50, 255);
-        var good = Rect(w, h, 10, 10, 40, 40, 255, 0, 0, 255);
-        var blank = Rect(w, h, 0, 0, 5, 5, 255, 0, 0, 255); // 25 px = 0.25% < 0.5%
-        var wash = Rect(w, h, 0, 0, 100, 60, 0, 0, 255, 80); // 60% coverage, alpha 0.31
+        var good = TestImages.Rect(w, h, 10, 10, 40, 40, 255, 0, 0, 255);
+        var blank = TestImages.Rect(w, h, 0, 0, 5, 5, 255, 0, 0, 255); // 25 px = 0.25% < 0.5%
+        var wash = TestImages.Rect(w, h, 0, 0, 100, 60, 0, 0, 255, 80); // 60% coverage, alpha 0.31
         var speckle = new RgbaImage(w, h);
         for (int y = 0; y < h; y += 4)
         {
@@ -114,9 +97,9 @@ public class MetricUnitTests
         Assert.True(q.Layers[3].Wash);
         Assert.True(q.Layers[4].Artifact);
 
-        var holey = Rect(w, h, 0, 0, 100, 94, 9, 9, 9, 255); // 94% opaque < 95%
+        var holey = TestImages.Rect(w, h, 0, 0, 100, 94, 9, 9, 9, 255); // 94% opaque < 95%
         Assert.True(LayerQuality.IsDegenerateBackground(P(holey)));
-        Assert.False(LayerQuality.IsDegenerateBackground(P(Rect(w, h, 0, 0, 100, 95, 9, 9, 9, 255))));
+        Assert.False(LayerQuality.IsDegenerateBackground(P(TestImages.Rect(w, h, 0, 0, 100, 95, 9, 9, 9, 255))));
     }
 
     [Fact]
@@ -142,7 +125,7 @@ public class MetricUnitTests
     public void InpaintErrorOnlyCountsPixelsUnderGroundTruthForeground()
     {
         var gt0 = RgbaImage.Filled(20, 20, 100, 100, 100, 255);
-        var gt1 = Rect(20, 20, 0, 0, 10, 20, 0, 0, 0, 255);
+        var gt1 = TestImages.Rect(20, 20, 0, 0, 10, 20, 0, 0, 0, 255);
         var pred0 = gt0.Clone();
         // differ by 51/255 = 0.2 on the covered half, 1.0 elsewhere (ignored)
         for (int y = 0; y < 20; y++)
@@ -162,7 +145,7 @@ public class MetricUnitTests
     [Fact]
     public void ReconstructionOfExactDecompositionIsZero()
     {
-        var stack = new LayerStack(RgbaImage.Filled(16, 16, 10, 200, 30, 255), Rect(16, 16, 3, 3, 9, 9, 255, 255, 0, 128));
+        var stack = new LayerStack(RgbaImage.Filled(16, 16, 10, 200, 30, 255), TestImages.Rect(16, 16, 3, 3, 9, 9, 255, 255, 0, 128));
         var input = stack.FlattenOnWhite();
         double e = StackMetrics.ReconstructionL1(stack.Images.Select(P).ToList(), LayerPlanes.RgbPlane(input));
         Assert.True(e < 0.5 / 255, $"error {e} exceeds quantisation");
