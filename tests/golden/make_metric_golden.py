@@ -5,7 +5,7 @@ definitions with numpy, scipy (linear_sum_assignment, ndimage.label) and scikit-
 rebuild the same prediction variants and must match these numbers to 1e-4.
 
 Regenerate (Debian 12: apt-get install python3-numpy python3-scipy python3-skimage python3-pil):
-    /usr/bin/python3 tests/golden/make_metric_golden.py ../shared/data/real-psd-dev tests/golden/metrics_golden.json
+    /usr/bin/python3 tests/golden/make_metric_golden.py samples/real-psd-dev tests/golden/metrics_golden.json
 """
 import json
 import os
