@@ -8,6 +8,7 @@ using StableLayers.Benchmarks;
 // ... -- write-sample DIR      writes DIR/pred/sample and DIR/gt/sample for bench/layerd_python_timing.py
 // ... -- grpo-step [MODEL] [STEPS]   GRPO step time split, update FLOP/s vs a float32 matmul, peak RSS (G = 8, N = 5)
 // ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS] [BATCH]   decompose time per image and transformer FLOP/s vs a float32 matmul; BATCH > 1 also times batched decomposition
+// ... -- bf16-gap [MODEL] [SIZE] [LAYERS] [STEPS]   transformer cast to bf16 vs float32: output, final latents and decoded layers, relative gaps
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
 if (args.Length >= 1 && args[0] == "vlm-throughput")
 {
@@ -28,6 +29,13 @@ if (args.Length >= 1 && args[0] == "decompose")
     string At(int i, string fallback) => args.Length > i ? args[i] : fallback;
     int Int(int i, int fallback) => int.Parse(At(i, fallback.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture);
     DecomposeTiming.Run(At(1, "models/tiny-base"), Int(2, 128), Int(3, 4), Int(4, 20), repeats: 5, batchSize: Int(5, 1));
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "bf16-gap")
+{
+    int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+    Bf16Gap.Run(args.Length >= 2 ? args[1] : "models/tiny-base", Arg(2, 128), Arg(3, 4), Arg(4, 20));
     return 0;
 }
 

@@ -130,7 +130,8 @@ public sealed class LayeredConditioning : IDisposable
         using var scope = NewDisposeScope();
         var packed = LatentPacking.Pack(x);
         var tokens = LatentPacking.AppendCondition(x.shape[0] == Batch ? packed : packed.expand(Batch, -1, -1), conditionTokens);
-        var t = full([Batch], sigma, dtype: ScalarType.Float32);
+        // Rounded as diffusers' pipeline rounds it for the model's dtype (bf16: bf16(bf16(1000 sigma) / 1000)).
+        var t = ModelTimestep.FromSigma(sigma, Batch, model.Transformer.DType, tokens.device);
         var prediction = model.Transformer.forward(tokens, textEmbeddings, textMask, t, frames);
         return LatentPacking.OutputPart(prediction, outputTokens).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }

@@ -31,8 +31,10 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
     /// <summary>
     /// Sinusoidal projection [B] -> [B, 256]: frequencies exp(-ln(10000) k / 128) for k in 0..127
     /// (downscale_freq_shift = 0 for Qwen), argument 1000 t, cos half first (flip_sin_to_cos = true).
-    /// The frequencies are rounded to the timestep's dtype before use, as diffusers does, so a bf16 model
-    /// sees the same (slightly coarse) frequencies as the reference.
+    /// Computed in float32 whatever the timestep's dtype: diffusers' live path (<c>Timesteps</c> ->
+    /// <c>embeddings.get_timestep_embedding</c>) keeps the frequencies in float32 and only the timestep itself
+    /// carries the model dtype's rounding. Rounding the frequencies to bf16 as well moves arguments of ~1000 rad
+    /// by whole radians (the sinusoid changes by up to 1.07), so a bf16 model would see different embeddings.
     /// </summary>
     public static Tensor Sinusoidal(Tensor timestep)
     {
@@ -40,7 +42,7 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         const int half = Channels / 2;
         var exponent = arange(half, dtype: ScalarType.Float32, device: timestep.device) * (-Math.Log(10000.0) / half);
-        var freqs = exp(exponent).to(timestep.dtype).to(ScalarType.Float32);
+        var freqs = exp(exponent);
         var args = timestep.to(ScalarType.Float32).unsqueeze(1) * freqs.unsqueeze(0) * Scale;
         return cat([cos(args), sin(args)], 1).MoveToOuterDisposeScope();
     }
