@@ -1,7 +1,11 @@
 using System.IO.MemoryMappedFiles;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using StableLayers.Core;
 using static TorchSharp.torch;
+
+// For the tests of CopyChunkBytes.
+[assembly: InternalsVisibleTo("StableLayers.Model.Tests")]
 
 namespace StableLayers.Model.Weights;
 
@@ -19,8 +23,11 @@ public sealed class SafetensorsFile : IDisposable
     // A real header is a few hundred KB even for sharded LLMs; larger values mean a corrupt length field.
     private const long MaxHeaderBytes = 100L << 20;
 
-    // Span-based copies are limited to int.MaxValue bytes; larger tensors are copied in chunks of this size.
-    private const int CopyChunkBytes = 1 << 30;
+    /// <summary>
+    /// Span-based copies are limited to int.MaxValue bytes; larger tensors (the Qwen2.5-VL token embedding is 1.09 GB
+    /// in bf16) are copied in chunks of this size. Settable so tests can exercise the chunking on small tensors.
+    /// </summary>
+    internal static int CopyChunkBytes { get; set; } = 1 << 30;
 
     private readonly FileStream _stream;
     private readonly long _dataStart;
