@@ -9,11 +9,20 @@ using StableLayers.Benchmarks;
 // ... -- grpo-step [MODEL] [STEPS]   GRPO step time split, update FLOP/s vs a float32 matmul, peak RSS (G = 8, N = 5)
 // ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS] [BATCH]   decompose time per image and transformer FLOP/s vs a float32 matmul; BATCH > 1 also times batched decomposition
 // ... -- bf16-gap [MODEL] [SIZE] [LAYERS] [STEPS]   transformer cast to bf16 vs float32: output, final latents and decoded layers, relative gaps
+// ... -- load [LAYERS] [SHARD_MB] [compare]   full-width transformer checkpoint (LAYERS blocks, default 2) in bf16 shards of SHARD_MB (default 512): peak host memory and time of loading it in bf16 vs the largest shard; "compare" adds the float32-first path
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
 if (args.Length >= 1 && args[0] == "vlm-throughput")
 {
     int ms = args.Length >= 2 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200;
     await VlmThroughput.RunAsync(TimeSpan.FromMilliseconds(ms), [1, 8, 32]);
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "load")
+{
+    int layers = args.Length >= 2 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 2;
+    long shardMb = args.Length >= 3 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 512;
+    LoadMemory.Run("configs/qwen-image-layered.json", layers, shardMb * 1_000_000, compareFloat32First: args.Length >= 4 && args[3] == "compare");
     return 0;
 }
 

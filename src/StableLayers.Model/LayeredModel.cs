@@ -85,7 +85,18 @@ public sealed class LayeredModel : IDisposable
         AtomicFile.WriteAllText(Path.Combine(dir, IndexFile), index.ToJson());
     }
 
-    public static LayeredModel Load(string dir)
+    /// <summary>
+    /// Loads a model folder written by <see cref="Save"/> (or in the same diffusers layout, sharded or not).
+    /// Every checkpoint is opened and checked against its module, built on the meta device (no memory), before
+    /// anything is allocated; then each module is built directly on <paramref name="device"/> in
+    /// <paramref name="dtype"/> (<see cref="ModuleAllocation"/>) and its checkpoint streamed in shard by shard. Bad
+    /// or mismatched files throw <see cref="BadInputException"/> naming the file or folder; nothing is returned
+    /// half-loaded.
+    /// </summary>
+    /// <param name="device">Where the weights live; null: the CPU.</param>
+    /// <param name="dtype">The floating-point dtype of every module's weights (the VAE's and text encoder's too, as
+    /// diffusers' pipeline.to(dtype) does); null: as the modules are built (float32).</param>
+    public static LayeredModel Load(string dir, Device? device = null, ScalarType? dtype = null)
     {
         string indexPath = Path.Combine(dir, IndexFile);
         if (!File.Exists(indexPath))
@@ -94,22 +105,54 @@ public sealed class LayeredModel : IDisposable
         }
 
         var config = LayeredModelConfig.Load(indexPath);
-        var transformer = new QwenImageTransformer2DModel(config.Transformer);
-        DiffusersCheckpoint.Load(transformer, Path.Combine(dir, "transformer"));
-        var vae = new AutoencoderKLQwenImage(config.Vae);
-        DiffusersCheckpoint.Load(vae, Path.Combine(dir, "vae"));
-        if (config.TextEncoder is null)
+        if (config.TextEncoder is not { } textConfig)
         {
             throw new BadInputException(dir, "this model needs precomputed prompt embeddings (full Qwen2.5-VL); not supported yet");
         }
 
         var textDir = Path.Combine(dir, "text_encoder");
-        var text = new TinyTextEncoder(config.TextEncoder, WordTokenizer.Load(Path.Combine(textDir, "vocab.json")));
-        DiffusersCheckpoint.Load(text, textDir);
-        transformer.eval();
-        vae.eval();
-        text.eval();
-        return new LayeredModel(config, transformer, vae, text);
+        var tokenizer = WordTokenizer.Load(Path.Combine(textDir, "vocab.json"));
+        Func<QwenImageTransformer2DModel> newTransformer = () => new QwenImageTransformer2DModel(config.Transformer);
+        Func<AutoencoderKLQwenImage> newVae = () => new AutoencoderKLQwenImage(config.Vae);
+        Func<TinyTextEncoder> newText = () => new TinyTextEncoder(textConfig, tokenizer);
+
+        using var transformerFiles = SafetensorsCheckpoint.Open(Path.Combine(dir, "transformer"));
+        using var vaeFiles = SafetensorsCheckpoint.Open(Path.Combine(dir, "vae"));
+        using var textFiles = SafetensorsCheckpoint.Open(textDir);
+        CheckOnMeta(transformerFiles, newTransformer);
+        CheckOnMeta(vaeFiles, newVae);
+        CheckOnMeta(textFiles, newText);
+
+        var options = new LoadOptions { Device = device, DType = dtype };
+        QwenImageTransformer2DModel? transformer = null;
+        AutoencoderKLQwenImage? vae = null;
+        TinyTextEncoder? text = null;
+        try
+        {
+            transformer = ModuleAllocation.Create(newTransformer, device, dtype);
+            transformerFiles.LoadInto(transformer, options);
+            vae = ModuleAllocation.Create(newVae, device, dtype);
+            vaeFiles.LoadInto(vae, options);
+            text = ModuleAllocation.Create(newText, device, dtype);
+            textFiles.LoadInto(text, options);
+            transformer.eval();
+            vae.eval();
+            text.eval();
+            return new LayeredModel(config, transformer, vae, text);
+        }
+        catch
+        {
+            transformer?.Dispose();
+            vae?.Dispose();
+            text?.Dispose();
+            throw;
+        }
+    }
+
+    private static void CheckOnMeta(SafetensorsCheckpoint checkpoint, Func<nn.Module> create)
+    {
+        using var meta = ModuleAllocation.Create(create, META);
+        checkpoint.Check(meta, strict: true);
     }
 
     public void Dispose()

@@ -9,7 +9,16 @@ public sealed record ShapeMismatch(string Name, long[] ModuleShape, long[] FileS
         $"{Name}: module [{string.Join(",", ModuleShape)}], file [{string.Join(",", FileShape)}] in {System.IO.Path.GetFileName(File)}";
 }
 
-/// <summary>What <see cref="DiffusersCheckpoint.Load"/> matched between a module's state and a checkpoint.</summary>
+/// <summary>
+/// A checkpoint tensor whose dtype cannot be copied into the module's: floating-point vs integer vs bool, or a dtype
+/// we cannot read (e.g. the F8 variants).
+/// </summary>
+public sealed record TypeMismatch(string Name, string ModuleType, string FileType, string File)
+{
+    public override string ToString() => $"{Name}: module {ModuleType}, file {FileType} in {System.IO.Path.GetFileName(File)}";
+}
+
+/// <summary>What a checkpoint load matched between a module's state and a checkpoint.</summary>
 public sealed class LoadReport
 {
     public required IReadOnlyList<string> Loaded { get; init; }
@@ -23,27 +32,32 @@ public sealed class LoadReport
     /// <summary>Names present in both with different shapes (not copied).</summary>
     public required IReadOnlyList<ShapeMismatch> Mismatched { get; init; }
 
+    /// <summary>Names present in both whose dtypes cannot be converted (not copied).</summary>
+    public IReadOnlyList<TypeMismatch> IncompatibleTypes { get; init; } = [];
+
     public required IReadOnlyList<string> Files { get; init; }
 
-    public bool IsExact => Missing.Count == 0 && Unexpected.Count == 0 && Mismatched.Count == 0;
+    public bool IsExact => Missing.Count == 0 && Unexpected.Count == 0 && Mismatched.Count == 0 && IncompatibleTypes.Count == 0;
 
-    /// <summary>A readable list of the problems, at most <paramref name="maxPerKind"/> names of each kind.</summary>
+    /// <summary>The problems on one line (kinds separated by "; "), at most <paramref name="maxPerKind"/> names of each kind.</summary>
     public string Describe(int maxPerKind = 20)
     {
-        var sb = new StringBuilder();
-        Section(sb, "missing from checkpoint", Missing, maxPerKind);
-        Section(sb, "unexpected in checkpoint", Unexpected, maxPerKind);
-        Section(sb, "shape mismatch", Mismatched.Select(m => m.ToString()).ToList(), maxPerKind);
-        return sb.Length == 0 ? $"all {Loaded.Count} tensors matched" : sb.ToString().TrimEnd();
+        var parts = new List<string>();
+        Section(parts, "missing from checkpoint", Missing, maxPerKind);
+        Section(parts, "unexpected in checkpoint", Unexpected, maxPerKind);
+        Section(parts, "shape mismatch", Mismatched.Select(m => m.ToString()).ToList(), maxPerKind);
+        Section(parts, "dtype mismatch", IncompatibleTypes.Select(m => m.ToString()).ToList(), maxPerKind);
+        return parts.Count == 0 ? $"all {Loaded.Count} tensors matched" : string.Join("; ", parts);
     }
 
-    private static void Section(StringBuilder sb, string title, IReadOnlyList<string> items, int max)
+    private static void Section(List<string> parts, string title, IReadOnlyList<string> items, int max)
     {
         if (items.Count == 0)
         {
             return;
         }
 
+        var sb = new StringBuilder();
         sb.Append(title).Append(" (").Append(items.Count).Append("): ");
         sb.AppendJoin(", ", items.Take(max));
         if (items.Count > max)
@@ -51,6 +65,6 @@ public sealed class LoadReport
             sb.Append(", ...");
         }
 
-        sb.AppendLine();
+        parts.Add(sb.ToString());
     }
 }

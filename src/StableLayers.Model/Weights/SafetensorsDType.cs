@@ -34,6 +34,10 @@ public static class SafetensorsDType
         return false;
     }
 
+    /// <summary>Float16, BFloat16, Float32 or Float64: the types a module's floating-point state can be converted between.</summary>
+    public static bool IsFloating(ScalarType type) =>
+        type is ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Float32 or ScalarType.Float64;
+
     public static string NameOf(ScalarType type)
     {
         foreach (var e in Table)

@@ -7,7 +7,7 @@ public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, l
 {
     public long ByteLength => End - Begin;
 
-    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => checked(a * b));
 
     /// <summary>The TorchSharp type, or null for dtypes we cannot read (e.g. F8 variants).</summary>
     public ScalarType? ScalarType => SafetensorsDType.TryParse(DType, out var t, out _) ? t : null;
