@@ -61,9 +61,9 @@ public sealed class QwenTokenizerTests
     [Theory]
     [InlineData("e\u0301", "\u00e9")]
     [InlineData("\u212b", "\u00c5")] // singleton decomposition (Angstrom sign)
-    [InlineData("\u095a", "\u0916\u093c")] // composition exclusion stays decomposed
-    [InlineData("a\u0323\u0302", "\u1ea1\u0302")] // reordered by combining class, then composed
-    [InlineData("a\u0302\u0323", "\u1ea1\u0302")]
+    [InlineData("\u095a", "\u0917\u093c")] // composition exclusion stays decomposed
+    [InlineData("a\u0323\u0302", "\u1ead")] // composed in two steps
+    [InlineData("a\u0302\u0323", "\u1ead")] // reordered by combining class first
     [InlineData("\u1100\u1161\u11a8", "\uac01")] // Hangul jamo compose algorithmically
     [InlineData("\ud835\udc00\u0301", "\ud835\udc00\u0301")]
     public void Nfc_composes_as_unicode_defines(string input, string expected) => Assert.Equal(expected, UnicodeNfc.Normalize(input));
