@@ -84,6 +84,22 @@ public sealed class QwenTokenizerTests
     }
 
     [Fact]
+    public void Longest_added_token_wins_where_two_start_at_the_same_place()
+    {
+        JsonNode root;
+        using (var gz = new GZipStream(File.OpenRead(Path.Combine(Dir, "tokenizer.json.gz")), CompressionMode.Decompress))
+        {
+            root = JsonNode.Parse(gz)!;
+        }
+
+        root["added_tokens"]!.AsArray().Add(new JsonObject { ["id"] = 151700, ["content"] = "<|im_start|>sys", ["special"] = true });
+        using var s = new MemoryStream(Encoding.UTF8.GetBytes(root.ToJsonString()));
+        var t = QwenTokenizer.FromTokenizerJson(s, "tokenizer.json");
+        Assert.Equal([151700, 198], t.Encode("<|im_start|>sys\n"));
+        Assert.Equal(151644, t.Encode("<|im_start|>user")[0]);
+    }
+
+    [Fact]
     public void Vocab_and_merges_folder_gives_the_same_ids_as_tokenizer_json()
     {
         using var tmp = new TempDir();

@@ -33,6 +33,7 @@ const fixed = [
   "", " ", "  ", "\n", "\r\n", "\t", " \t \n", "a", "A", "hello", " hello", "hello ", "Hello, world!",
   "The quick brown fox jumps over the lazy dog.", "I'm sure they'll say it's fine; we've seen what he'd do.",
   "DON'T SHOUT, I'M HERE. YOU'LL SEE. SHE'D KNOW. WE'VE GOT IT. THEY'RE 'S 'T 'Re", "don't", "DON'T", "o'clock",
+  "'TIS x'Twas y'REALLY z'Sup w'LLAMA v'Ved u'Dx t'Mx q'ſx p'sx o'reX n'KX",
   "12345", "3.14159", "1,000,000", "2025-10-06T12:34:56Z", "0x1F600", "-42", "1e-6", "v4.57.0.dev0", "½ ⅓ ¼ ² ³ ٣ ٤ ५",
   "你好，世界！", "通义千问是阿里巴巴的大语言模型。", "图像分层：背景、人物、文字。", "日本語のテキストです。", "한국어 문장입니다.",
   "Привет, мир!", "Γειά σου Κόσμε", "مرحبا بالعالم", "שלום עולם", "नमस्ते दुनिया", "สวัสดีชาวโลก", "Xin chào thế giới",
