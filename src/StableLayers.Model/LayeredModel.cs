@@ -5,6 +5,7 @@ using StableLayers.Model.Text;
 using StableLayers.Model.Transformer;
 using StableLayers.Model.Vae;
 using StableLayers.Model.Weights;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace StableLayers.Model;
@@ -33,6 +34,20 @@ public sealed class LayeredModel : IDisposable
 
     public IPromptEncoder Prompts { get; }
 
+    /// <summary>Where the model's weights live; every tensor a step creates goes there too.</summary>
+    public Device Device => Transformer.parameters().First().device;
+
+    /// <summary>Moves the transformer, VAE and text encoder to <paramref name="device"/> (in place); returns this model.</summary>
+    public LayeredModel To(ComputeDevice device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        var target = device.Torch;
+        Transformer.to(target);
+        Vae.to(target);
+        (Prompts as nn.Module)?.to(target);
+        return this;
+    }
+
     /// <summary>A freshly initialised model (tiny preset: with a text encoder over <paramref name="tokenizer"/>).</summary>
     public static LayeredModel Create(LayeredModelConfig config, WordTokenizer? tokenizer, long seed)
     {
@@ -52,6 +67,7 @@ public sealed class LayeredModel : IDisposable
     public void SetLatentStatistics(double[] mean, double[] std)
     {
         var vae = new AutoencoderKLQwenImage(Vae.Config with { LatentsMean = mean.Select(v => (float)v).ToArray(), LatentsStd = std.Select(v => (float)v).ToArray() });
+        vae.to(Device);
         vae.load_state_dict(Vae.state_dict());
         Vae.Dispose();
         Vae = vae;
@@ -85,7 +101,8 @@ public sealed class LayeredModel : IDisposable
         AtomicFile.WriteAllText(Path.Combine(dir, IndexFile), index.ToJson());
     }
 
-    public static LayeredModel Load(string dir)
+    /// <summary>Loads a model folder onto <paramref name="device"/> (default: the CPU).</summary>
+    public static LayeredModel Load(string dir, ComputeDevice? device = null)
     {
         string indexPath = Path.Combine(dir, IndexFile);
         if (!File.Exists(indexPath))
@@ -109,7 +126,8 @@ public sealed class LayeredModel : IDisposable
         transformer.eval();
         vae.eval();
         text.eval();
-        return new LayeredModel(config, transformer, vae, text);
+        var model = new LayeredModel(config, transformer, vae, text);
+        return device is null || !device.IsCuda ? model : model.To(device);
     }
 
     public void Dispose()
