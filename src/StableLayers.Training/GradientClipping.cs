@@ -22,8 +22,8 @@ public static class GradientClipping
             throw new InvalidOperationException("no gradients to clip");
         }
 
-        var norms = grads.Select(g => g.norm(2)).ToList();
-        var total = norms.Count == 1 ? norms[0] : stack(norms).norm(2);
+        var norms = grads.Select(g => g.norm(2.0f)).ToList();
+        var total = norms.Count == 1 ? norms[0] : stack(norms).norm(2.0f);
         var denominator = total.add(1e-6);
         var coefficient = full_like(denominator, maxNorm).div_(denominator).clamp_max(1.0);
         foreach (var g in grads)
