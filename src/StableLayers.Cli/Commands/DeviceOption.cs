@@ -10,13 +10,14 @@ public static class DeviceOption
 
     public static Option<string?> Create() => new(Name) { Description = $"Where tensors live: {ComputeDevice.Choices}" };
 
-    /// <summary>The parsed and checked device: the option when given, else <paramref name="fallback"/> (a config's key, named by <paramref name="fallbackName"/>), else the default.</summary>
-    public static ComputeDevice Resolve(ParseResult parse, Option<string?> option, string? fallback = null, string? fallbackName = null)
+    /// <summary>The parsed and checked device: the option when given, else the default (CUDA when present, else the CPU).</summary>
+    public static ComputeDevice Resolve(ParseResult parse, Option<string?> option) => ResolveGiven(parse, option) ?? ComputeDevice.Default();
+
+    /// <summary>The option's device, parsed and checked, or null when the option is absent (a config may then decide).</summary>
+    public static ComputeDevice? ResolveGiven(ParseResult parse, Option<string?> option)
     {
         ArgumentNullException.ThrowIfNull(parse);
         string? value = parse.GetValue(option);
-        return value is not null
-            ? ComputeDevice.Parse(value, Name)
-            : ComputeDevice.Parse(fallback, fallbackName ?? Name);
+        return value is null ? null : ComputeDevice.Parse(value, Name);
     }
 }

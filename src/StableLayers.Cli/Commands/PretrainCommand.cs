@@ -26,13 +26,13 @@ public static class PretrainCommand
         cmd.SetAction((parse, cancel) =>
         {
             StableLayersCli.ApplyGlobalOptions(parse);
+            var computeDevice = DeviceOption.Resolve(parse, device);
             var cfg = LayeredModelConfig.Load(parse.GetRequiredValue(config).FullName);
             if (cfg.TextEncoder is null || cfg.Pretrain is null)
             {
                 throw new BadInputException(parse.GetRequiredValue(config).FullName, "pretraining needs a tiny preset with \"text_encoder\" and \"pretrain\" sections");
             }
 
-            var computeDevice = DeviceOption.Resolve(parse, device);
             string outDir = parse.GetRequiredValue(output).FullName;
             string run = parse.GetValue(runDir)?.FullName ?? outDir.TrimEnd('/') + ".run";
             RunFolder.EnsureWritable(run);

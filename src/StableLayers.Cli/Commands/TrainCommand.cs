@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using StableLayers.Core;
+using StableLayers.Model;
 using StableLayers.Training.Grpo;
 using StableLayers.Training.Reporting;
 
@@ -21,9 +22,10 @@ public static class TrainCommand
         cmd.SetAction(async (parse, cancel) =>
         {
             StableLayersCli.ApplyGlobalOptions(parse);
+            var explicitDevice = DeviceOption.ResolveGiven(parse, device);
             string configPath = parse.GetRequiredValue(config).FullName;
             var cfg = GrpoConfig.Load(configPath);
-            var computeDevice = DeviceOption.Resolve(parse, device, cfg.Device, $"{configPath}: device");
+            var computeDevice = explicitDevice ?? ComputeDevice.Parse(cfg.Device, $"{configPath}: device");
             string run = parse.GetRequiredValue(runDir).FullName;
             string baseModel = ResolveModel(cfg.Model.Base, configPath);
             string? imageDir = parse.GetValue(images)?.FullName ?? (cfg.Data.Source == "synth" ? null : cfg.Data.Source);
