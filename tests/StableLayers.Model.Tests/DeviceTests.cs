@@ -107,6 +107,7 @@ public class DeviceTests
         Assert.Equal(new ComputeDevice(DeviceType.CUDA, 1), ComputeDevice.Parse("cuda:1", cuda: new CudaInfo(true, 2)));
         Assert.Equal("cuda:1", ComputeDevice.Parse("cuda:1", cuda: new CudaInfo(true, 2)).ToString());
 
+        Assert.Throws<BadInputException>(() => ComputeDevice.Parse("cuda:1", cuda: OneGpu));
         var missing = Assert.Throws<BadInputException>(() => ComputeDevice.Parse("cuda:7", cuda: OneGpu));
         Assert.Equal("--device: cuda:7 does not exist: this machine has 1 CUDA device (cuda:0)", missing.Message);
         var cpuOnly = Assert.Throws<BadInputException>(() => ComputeDevice.Parse("cuda", "config.toml: device", CpuBuild));

@@ -72,7 +72,19 @@ public sealed class GrpoDeviceTests : IDisposable
             Assert.All(stats.FirstLogRatios, r => Assert.Equal(0.0, r));
             Assert.Equal(2, stats.FirstLogRatios.Count);
             Assert.True(stats.GradNorm > 1e-3, "the clip must be active for this test");
-            Assert.Equal(klBeta == 0 ? 0.0 : stats.Kl, stats.Kl);
+
+            // The one batched read puts every statistic in its place: on-policy, r = 1 for every sample and the
+            // LoRA-disabled reference equals the policy (B = 0), so the loss is sum over terms of -mean(A) / |dt| / terms.
+            int terms = groups.Sum(g => g.Transitions.Count);
+            double expectedLoss = groups.Select((g, i) => (g, a: advantages[i].OfType<double>().Average()))
+                .SelectMany(x => x.g.Transitions.Select(t => -x.a * GrpoLoss.InverseDtWeight(t.Coefficients) / terms)).Sum();
+            Assert.Equal(expectedLoss, stats.Loss, 12);
+            Assert.NotEqual(0.0, stats.Loss);
+            Assert.Equal(1.0, stats.RatioMean, 12);
+            Assert.Equal(0.0, stats.RatioStd);
+            Assert.Equal(0.0, stats.LogRatioStd);
+            Assert.Equal(0.0, stats.ClipFraction);
+            Assert.Equal(0.0, stats.Kl);
         }
         finally
         {
