@@ -128,3 +128,38 @@ public sealed class GrpoDeviceTests : IDisposable
 
     public void Dispose() => dir.Dispose();
 }
+
+public class PretrainDeviceTests
+{
+    [Fact]
+    public void AFlowMatchingStepCreatesEveryTensorOnTheModelsDeviceAndReadsTheHostOnce()
+    {
+        using var scope = NewDisposeScope();
+        var config = new LayeredModelConfig
+        {
+            Name = "test",
+            Resolution = 16,
+            Transformer = Model.Transformer.TransformerConfig.Tiny(layers: 1, heads: 2, headDim: 16, textDim: 16, inChannels: 16, outChannels: 4),
+            Vae = Model.Vae.VaeConfig.Tiny(baseDim: 8, zDim: 4, dimMult: [1, 2]),
+            TextEncoder = new Model.Text.TinyTextEncoderConfig { HiddenSize = 16, NumHeads = 2, NumLayers = 1 },
+            Pretrain = new PretrainSettings { CaptionDropout = 0.5 },
+        };
+        var samples = new Data.Synthesis.SynthGenerator(new Data.Synthesis.SynthOptions { Size = 16, MinLayers = 2, MaxLayers = 2 }).Generate(0, 3).ToList();
+        using var model = LayeredModel.Create(config, Model.Text.WordTokenizer.Build(samples.Select(s => s.Caption)), seed: 1);
+        var trainer = new Pretraining.TinyPretrainer(config, Path.GetTempPath(), TextWriter.Null);
+        var parameters = model.Transformer.parameters().ToList();
+        long before = HostReads.Count;
+        double loss;
+        using (new StrayTensorGuard())
+        {
+            var l = trainer.FlowMatchingLoss(model, samples, ComputeDevice.Of(model.Device).Generator(42));
+            l.backward();
+            GradientClipping.ClipTotalNorm(parameters, 1.0);
+            loss = HostReads.Scalars(l)[0];
+        }
+
+        // One read for the caption dropout draws, one for the logged loss.
+        Assert.Equal(2, HostReads.Count - before);
+        Assert.True(double.IsFinite(loss) && loss > 0);
+    }
+}
