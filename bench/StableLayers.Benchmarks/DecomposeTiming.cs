@@ -17,9 +17,10 @@ namespace StableLayers.Benchmarks;
 /// </summary>
 public static class DecomposeTiming
 {
-    public static void Run(string modelDir, int imageSize, int layers, int steps, int repeats, int batchSize = 1)
+    public static void Run(string modelDir, int imageSize, int layers, int steps, int repeats, int batchSize = 1, ComputeDevice? device = null)
     {
-        using var model = LayeredModel.Load(modelDir);
+        device ??= ComputeDevice.Cpu;
+        using var model = LayeredModel.Load(modelDir, device);
         var decomposer = new LayeredDecomposer(model);
         var sample = new SynthGenerator(new SynthOptions { Size = imageSize, MinLayers = layers, MaxLayers = layers, Seed = 7 }).Generate(0);
         RgbaImage input = sample.Stack.FlattenOnWhite();
@@ -41,22 +42,23 @@ public static class DecomposeTiming
         using (var scope = NewDisposeScope())
         using (no_grad())
         {
-            var tokens = randn([1, imageTokens, cfg.Transformer.InChannels], generator: new Generator(3));
+            var tokens = randn([1, imageTokens, cfg.Transformer.InChannels], device: device.Torch, generator: device.Generator(3));
             var frames = FrameShape.Layered(layers, latentH / LatentPacking.PatchSize, latentW / LatentPacking.PatchSize);
-            var t = full([1], 0.5f, dtype: float32);
+            var t = full([1], 0.5f, dtype: float32, device: device.Torch);
             void Forward()
             {
                 using var step = NewDisposeScope();
                 model.Transformer.forward(tokens, text.Embeddings, text.Mask, t, frames);
+                Synchronize(device);
             }
 
             Forward();
             forwardMs = MedianMs(Math.Max(repeats, 5) * 4, Forward);
         }
 
-        double matmulFlops = MatmulGflops(repeats) * 1e9;
+        double matmulFlops = MatmulGflops(repeats, device) * 1e9;
         double modelFlops = flops / (forwardMs / 1e3);
-        Console.WriteLine($"model {modelDir}: {input.Width}x{input.Height} input -> {bucket.Width}x{bucket.Height} bucket, {layers} layers, {steps} Euler steps, {get_num_threads()} threads");
+        Console.WriteLine($"model {modelDir} on {device}: {input.Width}x{input.Height} input -> {bucket.Width}x{bucket.Height} bucket, {layers} layers, {steps} Euler steps, {get_num_threads()} threads");
         Console.WriteLine($"  decompose (VAE encode + {steps} transformer passes + decode): {decomposeMs,9:F1} ms per image (median of {repeats})");
         Console.WriteLine($"  transformer forward: {imageTokens} image + {textTokens} text tokens, {flops / 1e6:F1} MFLOP, {forwardMs:F2} ms -> {modelFlops / 1e9:F2} GFLOP/s");
         Console.WriteLine($"  float32 matmul 1024^3 same run: {matmulFlops / 1e9:F2} GFLOP/s; model/matmul ratio {modelFlops / matmulFlops:F3}");
@@ -79,22 +81,34 @@ public static class DecomposeTiming
         }
     }
 
-    /// <summary>float32 1024^3 matmul throughput on this process's threads, GFLOP/s.</summary>
-    public static double MatmulGflops(int repeats)
+    /// <summary>float32 1024^3 matmul throughput on <paramref name="device"/> (default: this process's CPU threads), GFLOP/s.</summary>
+    public static double MatmulGflops(int repeats, ComputeDevice? device = null)
     {
+        device ??= ComputeDevice.Cpu;
         using var scope = NewDisposeScope();
-        var g = new Generator(5);
-        var a = randn([1024, 1024], generator: g);
-        var b = randn([1024, 1024], generator: g);
+        var g = device.Generator(5);
+        var a = randn([1024, 1024], device: device.Torch, generator: g);
+        var b = randn([1024, 1024], device: device.Torch, generator: g);
         void Mm()
         {
             using var s = NewDisposeScope();
             matmul(a, b);
+            Synchronize(device);
         }
 
         Mm();
         double ms = MedianMs(Math.Max(repeats, 5), Mm);
         return 2.0 * 1024 * 1024 * 1024 / (ms / 1e3) / 1e9;
+    }
+
+    /// <summary>Waits for queued CUDA kernels so wall times measure the work, not its launch.</summary>
+    public static void Synchronize(ComputeDevice device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (device.IsCuda)
+        {
+            TorchSharp.torch.cuda.synchronize(device.Torch);
+        }
     }
 
     /// <summary>Median wall time of <paramref name="repeats"/> runs, in milliseconds.</summary>

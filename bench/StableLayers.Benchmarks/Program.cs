@@ -6,8 +6,9 @@ using StableLayers.Benchmarks;
 // ... -- quick                 a fast Stopwatch timing of every protocol (median of repeats), for CI-sized checks
 // ... -- rubric [REPEATS]      the rubric judge on one group of 8 candidates x 5 layers at 640x640, one thread (median)
 // ... -- write-sample DIR      writes DIR/pred/sample and DIR/gt/sample for bench/layerd_python_timing.py
-// ... -- grpo-step [MODEL] [STEPS]   GRPO step time split, update FLOP/s vs a float32 matmul, peak RSS (G = 8, N = 5)
-// ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS] [BATCH]   decompose time per image and transformer FLOP/s vs a float32 matmul; BATCH > 1 also times batched decomposition
+// ... -- grpo-step [MODEL] [STEPS] [DEVICE]   GRPO step time split, update FLOP/s vs a float32 matmul, peak RSS, host synchronisations per step (G = 8, N = 5)
+// ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS] [BATCH] [DEVICE]   decompose time per image and transformer FLOP/s vs a float32 matmul; BATCH > 1 also times batched decomposition
+//     DEVICE: cpu, cuda or cuda:N (default: cuda when present, else cpu)
 // ... -- bf16-gap [MODEL] [SIZE] [LAYERS] [STEPS]   transformer cast to bf16 vs float32: output, final latents and decoded layers, relative gaps
 // ... -- load [LAYERS] [SHARD_MB] [compare]   full-width transformer checkpoint (LAYERS blocks, default 2) in bf16 shards of SHARD_MB (default 512): peak host memory and time of loading it in bf16 vs the largest shard; "compare" adds the float32-first path
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
@@ -37,7 +38,8 @@ if (args.Length >= 1 && args[0] == "decompose")
 {
     string At(int i, string fallback) => args.Length > i ? args[i] : fallback;
     int Int(int i, int fallback) => int.Parse(At(i, fallback.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture);
-    DecomposeTiming.Run(At(1, "models/tiny-base"), Int(2, 128), Int(3, 4), Int(4, 20), repeats: 5, batchSize: Int(5, 1));
+    DecomposeTiming.Run(At(1, "models/tiny-base"), Int(2, 128), Int(3, 4), Int(4, 20), repeats: 5, batchSize: Int(5, 1),
+        device: StableLayers.Model.ComputeDevice.Parse(args.Length > 6 ? args[6] : null, "DEVICE"));
     return 0;
 }
 
@@ -50,7 +52,8 @@ if (args.Length >= 1 && args[0] == "bf16-gap")
 
 if (args.Length >= 1 && args[0] == "grpo-step")
 {
-    await GrpoStepTiming.RunAsync(args.Length >= 2 ? args[1] : "models/tiny-base", args.Length >= 3 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 4);
+    await GrpoStepTiming.RunAsync(args.Length >= 2 ? args[1] : "models/tiny-base", args.Length >= 3 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 4,
+        StableLayers.Model.ComputeDevice.Parse(args.Length >= 4 ? args[3] : null, "DEVICE"));
     return 0;
 }
 

@@ -5,6 +5,7 @@ using StableLayers.Model.Text;
 using StableLayers.Model.Transformer;
 using StableLayers.Model.Vae;
 using StableLayers.Model.Weights;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace StableLayers.Model;
@@ -33,6 +34,20 @@ public sealed class LayeredModel : IDisposable
 
     public IPromptEncoder Prompts { get; }
 
+    /// <summary>Where the model's weights live; every tensor a step creates goes there too.</summary>
+    public Device Device => Transformer.parameters().First().device;
+
+    /// <summary>Moves the transformer, VAE and text encoder to <paramref name="device"/> (in place); returns this model.</summary>
+    public LayeredModel To(ComputeDevice device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        var target = device.Torch;
+        Transformer.to(target);
+        Vae.to(target);
+        (Prompts as nn.Module)?.to(target);
+        return this;
+    }
+
     /// <summary>A freshly initialised model (tiny preset: with a text encoder over <paramref name="tokenizer"/>).</summary>
     public static LayeredModel Create(LayeredModelConfig config, WordTokenizer? tokenizer, long seed)
     {
@@ -52,6 +67,7 @@ public sealed class LayeredModel : IDisposable
     public void SetLatentStatistics(double[] mean, double[] std)
     {
         var vae = new AutoencoderKLQwenImage(Vae.Config with { LatentsMean = mean.Select(v => (float)v).ToArray(), LatentsStd = std.Select(v => (float)v).ToArray() });
+        vae.to(Device);
         vae.load_state_dict(Vae.state_dict());
         Vae.Dispose();
         Vae = vae;
@@ -96,7 +112,7 @@ public sealed class LayeredModel : IDisposable
     /// <param name="device">Where the weights live; null: the CPU.</param>
     /// <param name="dtype">The floating-point dtype of every module's weights (the VAE's and text encoder's too, as
     /// diffusers' pipeline.to(dtype) does); null: as the modules are built (float32).</param>
-    public static LayeredModel Load(string dir, Device? device = null, ScalarType? dtype = null)
+    public static LayeredModel Load(string dir, ComputeDevice? device = null, ScalarType? dtype = null)
     {
         string indexPath = Path.Combine(dir, IndexFile);
         if (!File.Exists(indexPath))
@@ -123,17 +139,18 @@ public sealed class LayeredModel : IDisposable
         CheckOnMeta(vaeFiles, newVae);
         CheckOnMeta(textFiles, newText);
 
-        var options = new LoadOptions { Device = device, DType = dtype };
+        var target = device?.Torch;
+        var options = new LoadOptions { Device = target, DType = dtype };
         QwenImageTransformer2DModel? transformer = null;
         AutoencoderKLQwenImage? vae = null;
         TinyTextEncoder? text = null;
         try
         {
-            transformer = ModuleAllocation.Create(newTransformer, device, dtype);
+            transformer = ModuleAllocation.Create(newTransformer, target, dtype);
             transformerFiles.LoadInto(transformer, options);
-            vae = ModuleAllocation.Create(newVae, device, dtype);
+            vae = ModuleAllocation.Create(newVae, target, dtype);
             vaeFiles.LoadInto(vae, options);
-            text = ModuleAllocation.Create(newText, device, dtype);
+            text = ModuleAllocation.Create(newText, target, dtype);
             textFiles.LoadInto(text, options);
             transformer.eval();
             vae.eval();

@@ -24,7 +24,7 @@ public sealed class LayeredModelLoadTests
         using var model = LayeredModel.Create(LayeredModelTests.SmallConfig(), tokenizer, seed: 3);
         model.Save(tmp.Path);
 
-        using var loaded = LayeredModel.Load(tmp.Path, CPU, ScalarType.BFloat16);
+        using var loaded = LayeredModel.Load(tmp.Path, ComputeDevice.Cpu, ScalarType.BFloat16);
         var saved = State(model).ToDictionary(s => s.Part + "/" + s.Name, s => s.Value);
         foreach (var (part, name, value) in State(loaded))
         {

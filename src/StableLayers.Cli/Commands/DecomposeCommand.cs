@@ -8,7 +8,7 @@ using StableLayers.Model.Inference;
 
 namespace StableLayers.Cli.Commands;
 
-/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] [--lora FILE] --out DIR [--format folder,ora,psd]</c>.</summary>
+/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] [--lora FILE] --out DIR [--format folder,ora,psd] [--device D]</c>.</summary>
 public static class DecomposeCommand
 {
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"];
@@ -28,9 +28,10 @@ public static class DecomposeCommand
         var lora = new Option<FileInfo?>("--lora") { Description = "LoRA adapter (.safetensors, PEFT/diffusers keys) merged into the transformer before sampling" };
         var format = new Option<string>("--format") { Description = "Comma-separated: folder, ora, psd", DefaultValueFactory = _ => "folder" };
         var batch = new Option<int>("--batch-size") { Description = "Images decomposed together (those sharing a size bucket and layer count run as one batch; same results as one at a time up to float rounding)", DefaultValueFactory = _ => 1 };
+        var device = DeviceOption.Create();
         var cmd = new Command("decompose", "Decompose images into RGBA layers")
         {
-            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format, lora, batch,
+            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format, lora, batch, device,
         };
         cmd.SetAction(parse =>
         {
@@ -56,9 +57,10 @@ public static class DecomposeCommand
                 throw new BadInputException("--layers", $"must be 1..16, got {requested}");
             }
 
+            var computeDevice = DeviceOption.Resolve(parse, device);
             var jobs = ExpandInputs(parse.GetRequiredValue(inputs));
             string modelDir = parse.GetValue(model)?.FullName ?? DefaultModelDir();
-            using var loaded = LayeredModel.Load(modelDir);
+            using var loaded = LayeredModel.Load(modelDir, computeDevice);
             string? loraPath = parse.GetValue(lora)?.FullName;
             if (loraPath is not null)
             {

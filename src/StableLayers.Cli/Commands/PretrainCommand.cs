@@ -7,7 +7,7 @@ using StableLayers.Training.Reporting;
 
 namespace StableLayers.Cli.Commands;
 
-/// <summary><c>stable-layers pretrain --config configs/tiny.json --out models/tiny-base [--run-dir DIR] [--resume] [--max-steps N]</c>.</summary>
+/// <summary><c>stable-layers pretrain --config configs/tiny.json --out models/tiny-base [--run-dir DIR] [--resume] [--max-steps N] [--device D]</c>.</summary>
 public static class PretrainCommand
 {
     public static Command Build()
@@ -18,13 +18,15 @@ public static class PretrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
         var maxSteps = new Option<int?>("--max-steps") { Description = "Stop after this many steps in this call (checkpointed; continue with --resume)" };
         var initFrom = new Option<DirectoryInfo?>("--init-from") { Description = "Start from a trained model folder (continued pretraining: transformer stage, VAE kept)" };
+        var device = DeviceOption.Create();
         var cmd = new Command("pretrain", "Pretrain the tiny base model (RGBA VAE, then transformer + text encoder) on synthetic designs")
         {
-            config, output, runDir, resume, maxSteps, initFrom,
+            config, output, runDir, resume, maxSteps, initFrom, device,
         };
         cmd.SetAction((parse, cancel) =>
         {
             StableLayersCli.ApplyGlobalOptions(parse);
+            var computeDevice = DeviceOption.Resolve(parse, device);
             var cfg = LayeredModelConfig.Load(parse.GetRequiredValue(config).FullName);
             if (cfg.TextEncoder is null || cfg.Pretrain is null)
             {
@@ -35,7 +37,7 @@ public static class PretrainCommand
             string run = parse.GetValue(runDir)?.FullName ?? outDir.TrimEnd('/') + ".run";
             RunFolder.EnsureWritable(run);
             var stdout = parse.InvocationConfiguration.Output;
-            var trainer = new TinyPretrainer(cfg, run, stdout) { MaxStepsThisRun = parse.GetValue(maxSteps), InitFrom = parse.GetValue(initFrom)?.FullName };
+            var trainer = new TinyPretrainer(cfg, run, stdout) { MaxStepsThisRun = parse.GetValue(maxSteps), InitFrom = parse.GetValue(initFrom)?.FullName, Device = computeDevice };
             var state = trainer.Run(parse.GetValue(resume), cancel);
             SaveCurves(run, state);
             if (state.Stage != PretrainStages.Done)

@@ -1,12 +1,13 @@
 using System.CommandLine;
 using System.Globalization;
 using StableLayers.Core;
+using StableLayers.Model;
 using StableLayers.Training.Grpo;
 using StableLayers.Training.Reporting;
 
 namespace StableLayers.Cli.Commands;
 
-/// <summary><c>stable-layers train --config FILE --run-dir DIR [--resume] [--steps N] [--images DIR]</c>: Flow-GRPO on LoRA adapters.</summary>
+/// <summary><c>stable-layers train --config FILE --run-dir DIR [--resume] [--steps N] [--images DIR] [--device D]</c>: Flow-GRPO on LoRA adapters.</summary>
 public static class TrainCommand
 {
     public static Command Build()
@@ -16,19 +17,22 @@ public static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
         var steps = new Option<int?>("--steps") { Description = "Stop once this many optimizer steps are done in total (checkpointed; continue with --resume)" };
         var images = new Option<DirectoryInfo?>("--images") { Description = "Train on this folder of unlabeled images instead of the config's data.source" };
-        var cmd = new Command("train", "Fine-tune the decomposition model with Flow-GRPO (LoRA) scored by the judge") { config, runDir, resume, steps, images };
+        var device = DeviceOption.Create();
+        var cmd = new Command("train", "Fine-tune the decomposition model with Flow-GRPO (LoRA) scored by the judge") { config, runDir, resume, steps, images, device };
         cmd.SetAction(async (parse, cancel) =>
         {
             StableLayersCli.ApplyGlobalOptions(parse);
+            var explicitDevice = DeviceOption.ResolveGiven(parse, device);
             string configPath = parse.GetRequiredValue(config).FullName;
             var cfg = GrpoConfig.Load(configPath);
+            var computeDevice = explicitDevice ?? ComputeDevice.Parse(cfg.Device, $"{configPath}: device");
             string run = parse.GetRequiredValue(runDir).FullName;
             string baseModel = ResolveModel(cfg.Model.Base, configPath);
             string? imageDir = parse.GetValue(images)?.FullName ?? (cfg.Data.Source == "synth" ? null : cfg.Data.Source);
             var stdout = parse.InvocationConfiguration.Output;
             var judge = JudgeFactory.Create(cfg.Judge, Path.Combine(run, "judge-cache"));
             int resolution = StableLayers.Model.LayeredModelConfig.Load(Path.Combine(baseModel, StableLayers.Model.LayeredModel.IndexFile)).Resolution;
-            var trainer = new GrpoTrainer(cfg, baseModel, run, judge, stdout)
+            var trainer = new GrpoTrainer(cfg, baseModel, run, judge, stdout, computeDevice)
             {
                 Images = imageDir is null ? null : TrainingImages.Folder(imageDir, resolution, cfg.Seed),
                 Progress = new SyncProgress<StepLog>(s => stdout.WriteLine(Line(s, cfg.Steps))),

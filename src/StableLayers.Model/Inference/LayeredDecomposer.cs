@@ -80,7 +80,8 @@ public sealed class LayeredDecomposer(LayeredModel model)
         int rowsPerImage = useCfg ? 2 : 1;
         using var conditioning = LayeredConditioning.Create(Model, images, layers,
             useCfg ? [options.Prompt, options.NegativePrompt] : [options.Prompt]);
-        var x = cat(seeds.Select(s => conditioning.InitialNoise(new Generator(seed: unchecked((ulong)s)), rows: 1)).ToArray(), 0);
+        var device = ComputeDevice.Of(Model.Device);
+        var x = cat(seeds.Select(s => conditioning.InitialNoise(device.Generator(unchecked((ulong)s)), rows: 1)).ToArray(), 0);
         IFlowSampler sampler = options.Sampler == SamplerKind.Heun ? HeunSampler.Instance : EulerSampler.Instance;
 
         Tensor Velocity(Tensor xt, float sigma)

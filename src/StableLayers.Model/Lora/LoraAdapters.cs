@@ -118,7 +118,8 @@ public sealed class LoraAdapters : IDisposable
         {
             using var scope = NewDisposeScope();
             double bound = 1.0 / Math.Sqrt(l.InFeatures);
-            var u = rand([l.Rank, l.InFeatures], dtype: ScalarType.Float32, generator: generator);
+            // Drawn on the CPU whatever the model's device, so a seed gives the same adapters everywhere; copied once.
+            var u = rand([l.Rank, l.InFeatures], dtype: ScalarType.Float32, device: CPU, generator: generator);
             l.A.copy_((u * 2 - 1) * bound);
         }
 

@@ -88,13 +88,17 @@ public sealed class LayeredConditioning : IDisposable
         using var noGrad = no_grad();
         int rowsPerImage = prompts.Count * copies;
         int batch = images.Count * rowsPerImage;
-        var pixels = cat(images.Select(i => LayerTensors.FromImage(i).unsqueeze(0)).ToArray(), 0);
+        var device = model.Device;
+        var pixels = cat(images.Select(i => LayerTensors.FromImage(i, device).unsqueeze(0)).ToArray(), 0);
         var latent = model.Vae.Normalize(model.Vae.EncodeMean(pixels));
         int c = (int)latent.shape[1], h = (int)latent.shape[2], w = (int)latent.shape[3];
         var cond = LatentPacking.Pack(latent.unsqueeze(1)).repeat_interleave(rowsPerImage, 0).contiguous();
         var text = model.Prompts.Encode(prompts);
-        var emb = copies == 1 ? text.Embeddings : text.Embeddings.repeat_interleave(copies, 0);
-        var mask = copies == 1 ? text.Mask : text.Mask.repeat_interleave(copies, 0);
+        // Precomputed embeddings are read on the host; the tiny text encoder already runs on the model's device.
+        var promptEmb = text.Embeddings.to(device);
+        var promptMask = text.Mask.to(device);
+        var emb = copies == 1 ? promptEmb : promptEmb.repeat_interleave(copies, 0);
+        var mask = copies == 1 ? promptMask : promptMask.repeat_interleave(copies, 0);
         if (images.Count > 1)
         {
             emb = emb.repeat(images.Count, 1, 1);
@@ -109,9 +113,9 @@ public sealed class LayeredConditioning : IDisposable
     public FlowMatchSchedule Schedule(int steps) =>
         FlowMatchScheduler.ForConditionTokens(LatentPacking.TokensPerFrame(LatentHeight, LatentWidth)).Schedule(steps);
 
-    /// <summary>Seeded starting noise, [rows, N+1, C, h, w] float32.</summary>
+    /// <summary>Seeded starting noise, [rows, N+1, C, h, w] float32, on the model's device (the generator must be there too).</summary>
     public Tensor InitialNoise(Generator generator, int rows) =>
-        randn([rows, Layers + 1, Channels, LatentHeight, LatentWidth], dtype: ScalarType.Float32, generator: generator);
+        randn([rows, Layers + 1, Channels, LatentHeight, LatentWidth], dtype: ScalarType.Float32, device: conditionTokens.device, generator: generator);
 
     /// <summary>
     /// The model's velocity, float32 [Batch, N+1, C, h, w], for latents <paramref name="x"/> of Batch rows (or one
@@ -149,9 +153,7 @@ public sealed class LayeredConditioning : IDisposable
         var layerLatents = latents.narrow(1, 1, Layers).reshape(rows * Layers, Channels, LatentHeight, LatentWidth);
         var decoded = model.Vae.Decode(model.Vae.Denormalize(layerLatents)).clamp(-1f, 1f);
         var names = Enumerable.Range(0, Layers).Select(i => i == 0 ? "background" : $"layer {i}").ToArray();
-        return Enumerable.Range(0, rows)
-            .Select(g => LayerTensors.ToStack(decoded.narrow(0, g * Layers, Layers), names))
-            .ToArray();
+        return LayerTensors.ToStacks(decoded, rows, names);
     }
 
     public void Dispose()

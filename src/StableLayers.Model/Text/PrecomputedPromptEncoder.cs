@@ -79,7 +79,8 @@ public sealed class PrecomputedPromptEncoder : IPromptEncoder
             }
         }
 
-        return new PromptEmbedding(tensor(data, [prompts.Count, len, Dim]), tensor(mask, [prompts.Count, len]));
+        // Host data: LayeredConditioning moves it to the model's device once per conditioning.
+        return new PromptEmbedding(tensor(data, [prompts.Count, len, Dim], device: CPU), tensor(mask, [prompts.Count, len], device: CPU));
     }
 
     /// <summary>Writes a prompt table in the format <see cref="PrecomputedPromptEncoder"/> reads.</summary>

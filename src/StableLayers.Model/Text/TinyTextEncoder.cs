@@ -76,15 +76,14 @@ public sealed class TinyTextEncoder : nn.Module<Tensor, Tensor, Tensor>, IPrompt
     public PromptEmbedding Encode(IReadOnlyList<string> prompts)
     {
         ArgumentNullException.ThrowIfNull(prompts);
-        var (ids, mask) = Tokenize(prompts);
         using var scope = NewDisposeScope();
-        var device = position_embedding.device;
-        var emb = call(ids.to(device), mask.to(device));
-        return new PromptEmbedding(emb.MoveToOuterDisposeScope(), mask.to(device).MoveToOuterDisposeScope());
+        var (ids, mask) = Tokenize(prompts, position_embedding.device);
+        var emb = call(ids, mask);
+        return new PromptEmbedding(emb.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Token ids and mask, padded to the longest prompt of the batch.</summary>
-    public (Tensor Ids, Tensor Mask) Tokenize(IReadOnlyList<string> prompts)
+    /// <summary>Token ids and mask, padded to the longest prompt of the batch, on <paramref name="device"/> (default: the CPU).</summary>
+    public (Tensor Ids, Tensor Mask) Tokenize(IReadOnlyList<string> prompts, Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(prompts);
         var encoded = prompts.Select(p => Tokenizer.Encode(p ?? string.Empty, Config.MaxTokens)).ToArray();
@@ -100,7 +99,7 @@ public sealed class TinyTextEncoder : nn.Module<Tensor, Tensor, Tensor>, IPrompt
             }
         }
 
-        return (tensor(ids, [prompts.Count, len]), tensor(mask, [prompts.Count, len]));
+        return (tensor(ids, [prompts.Count, len], device: device ?? CPU), tensor(mask, [prompts.Count, len], device: device ?? CPU));
     }
 
     private sealed class TextBlock : nn.Module<Tensor, Tensor, Tensor>

@@ -91,7 +91,8 @@ public static class Layer3DRope
         {
             int dim = axesDims[a];
             var exponents = arange(0, dim, 2, dtype: ScalarType.Float32, device: positions.device) / dim;
-            var inverse = 1.0f / pow(Theta, exponents);
+            // theta^(-e) as 1 / theta^e in float32, with both constants as tensors on the positions' device.
+            var inverse = full_like(exponents, 1.0f).div(pow(full_like(exponents, Theta), exponents));
             parts.Add(positions.select(1, a).to(ScalarType.Float32).unsqueeze(1) * inverse.unsqueeze(0));
         }
 

@@ -118,8 +118,8 @@ public sealed class AutoencoderKLQwenImage : VaeModule
         var shape = new long[z.dim()];
         Array.Fill(shape, 1L);
         shape[1] = Config.ZDim;
-        var mean = tensor(Config.LatentsMean).to(z.dtype, z.device).view(shape);
-        var std = tensor(Config.LatentsStd).to(z.dtype, z.device).view(shape);
+        var mean = tensor(Config.LatentsMean, device: z.device).to(z.dtype).view(shape);
+        var std = tensor(Config.LatentsStd, device: z.device).to(z.dtype).view(shape);
         return (mean, std);
     }
 

@@ -1,3 +1,4 @@
+using StableLayers.Model;
 using static TorchSharp.torch;
 
 namespace StableLayers.Training.Grpo;
@@ -11,6 +12,12 @@ namespace StableLayers.Training.Grpo;
 /// <param name="ApproxKl">0.5 mean((log r)^2), as Flow-GRPO logs it.</param>
 public sealed record SurrogateResult(Tensor Loss, double ClipFraction, double RatioMean, double RatioStd, double LogRatioStd, double ApproxKl);
 
+/// <summary>
+/// <see cref="SurrogateResult"/> with the statistics still on the device: <paramref name="Stats"/> is float64 [5] =
+/// (clip fraction, ratio mean, ratio std, log-ratio std, approx KL), read with the step's other scalars in one transfer.
+/// </summary>
+public sealed record SurrogateTensors(Tensor Loss, Tensor Stats);
+
 /// <summary>The PPO/GRPO clipped surrogate: L = mean over batch of max(-A r, -A clip(r, 1 - eps, 1 + eps)), in float64.</summary>
 public static class ClippedSurrogate
 {
@@ -19,6 +26,15 @@ public static class ClippedSurrogate
     /// ([B]) with clip range <paramref name="clipRange"/>. Statistics are detached plain numbers.
     /// </summary>
     public static SurrogateResult Compute(Tensor logRatio, Tensor advantages, double clipRange)
+    {
+        using var scope = NewDisposeScope();
+        var onDevice = ComputeOnDevice(logRatio, advantages, clipRange);
+        var s = HostReads.Scalars([.. onDevice.Stats.unbind(0)]);
+        return new SurrogateResult(onDevice.Loss.MoveToOuterDisposeScope(), s[0], s[1], s[2], s[3], s[4]);
+    }
+
+    /// <summary><see cref="Compute"/> without reading anything back to the host.</summary>
+    public static SurrogateTensors ComputeOnDevice(Tensor logRatio, Tensor advantages, double clipRange)
     {
         ArgumentNullException.ThrowIfNull(logRatio);
         ArgumentNullException.ThrowIfNull(advantages);
@@ -40,18 +56,20 @@ public static class ClippedSurrogate
         var clipped = a.neg().mul(ratio.clamp(1.0 - clipRange, 1.0 + clipRange));
         var loss = maximum(unclipped, clipped).mean();
 
-        double clipFraction, ratioMean, ratioStd, logStd, approxKl;
+        Tensor stats;
         using (no_grad())
         {
             var r = ratio.detach();
             var lr = logR.detach();
-            clipFraction = r.sub(1.0).abs().gt(clipRange).to(ScalarType.Float64).mean().item<double>();
-            ratioMean = r.mean().item<double>();
-            ratioStd = r.std(unbiased: false).item<double>();
-            logStd = lr.std(unbiased: false).item<double>();
-            approxKl = 0.5 * lr.square().mean().item<double>();
+            stats = stack([
+                r.sub(1.0).abs().gt(clipRange).to(ScalarType.Float64).mean(),
+                r.mean(),
+                r.std(unbiased: false),
+                lr.std(unbiased: false),
+                lr.square().mean().mul(0.5),
+            ]);
         }
 
-        return new SurrogateResult(loss.MoveToOuterDisposeScope(), clipFraction, ratioMean, ratioStd, logStd, approxKl);
+        return new SurrogateTensors(loss.MoveToOuterDisposeScope(), stats.MoveToOuterDisposeScope());
     }
 }

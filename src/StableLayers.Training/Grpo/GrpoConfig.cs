@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using StableLayers.Core;
 using StableLayers.Judges;
+using StableLayers.Model;
 using Tomlyn;
 using Tomlyn.Model;
 
@@ -20,6 +21,9 @@ public sealed record GrpoConfig
     [JsonPropertyName("steps")] public int Steps { get; init; } = 60;
 
     [JsonPropertyName("threads")] public int Threads { get; init; } = 2;
+
+    /// <summary>"auto" (CUDA when present, else the CPU), "cpu", "cuda" or "cuda:N"; `train --device` overrides it.</summary>
+    [JsonPropertyName("device")] public string Device { get; init; } = "auto";
 
     [JsonPropertyName("model")] public ModelSection Model { get; init; } = new();
     [JsonPropertyName("data")] public DataSection Data { get; init; } = new();
@@ -174,6 +178,7 @@ public sealed record GrpoConfig
         {
             { Steps: < 1 } => "steps must be at least 1",
             { Threads: < 1 } => "threads must be at least 1",
+            _ when !ComputeDevice.IsWellFormed(Device) => $"device '{Device}' is not one of auto, cpu, cuda, cuda:N",
             { Sampling.GroupSize: < 2 } => "sampling.group_size must be at least 2 (advantages compare candidates)",
             { Sampling.ImagesPerStep: < 1 } => "sampling.images_per_step must be at least 1",
             { Sampling.Steps: < 2 } => "sampling.steps must be at least 2",

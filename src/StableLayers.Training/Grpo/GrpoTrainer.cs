@@ -27,11 +27,14 @@ public sealed class GrpoTrainer
     private readonly string baseModelDir;
     private readonly IJudge judge;
     private readonly TextWriter log;
+    private readonly ComputeDevice device;
 
-    public GrpoTrainer(GrpoConfig config, string baseModelDir, string runDir, IJudge judge, TextWriter log)
+    /// <summary>A trainer on <paramref name="device"/> (default: the config's <c>device</c> key, parsed and checked here).</summary>
+    public GrpoTrainer(GrpoConfig config, string baseModelDir, string runDir, IJudge judge, TextWriter log, ComputeDevice? device = null)
     {
         ArgumentNullException.ThrowIfNull(config);
         this.config = config;
+        this.device = device ?? ComputeDevice.Parse(config.Device, "device");
         this.baseModelDir = baseModelDir;
         run = new GrpoRunFolder(runDir);
         this.judge = judge;
@@ -52,7 +55,7 @@ public sealed class GrpoTrainer
     {
         run.Prepare(resume, config);
         torch.set_num_threads(config.Threads);
-        using var model = LayeredModel.Load(baseModelDir);
+        using var model = LayeredModel.Load(baseModelDir, device);
         var loraConfig = new LoraConfig
         {
             Rank = config.Lora.Rank,
@@ -167,7 +170,7 @@ public sealed class GrpoTrainer
                 var rng = new Random(StepSeeds.ForRandom(config.Seed, step, i));
                 int layers = rng.Next(s.MinLayers, s.MaxLayers + 1);
                 var window = SdeWindow.Draw(s.Steps, rng, s.SdeWindow);
-                var generator = new Generator(StepSeeds.ForGenerator(config.Seed, step, i));
+                var generator = device.Generator(StepSeeds.ForGenerator(config.Seed, step, i));
                 groups.Add(GroupRollout.Run(model, image, layers, settings, window, generator));
             }
 
@@ -181,7 +184,7 @@ public sealed class GrpoTrainer
                 new AdvantageOptions(config.Grpo.GlobalStd, config.Grpo.AdvantageClip));
             sw.Restart();
             // A policy that produces non-finite latents has diverged: its rewards mean nothing, so the step is skipped.
-            bool divergedSamples = groups.Any(g => !g.Sampling.Final.isfinite().all().item<bool>());
+            bool divergedSamples = groups.Count > 0 && AnyNonFinite(groups.Select(g => g.Sampling.Final));
             var update = divergedSamples ? UpdateStats.Skipped : GrpoUpdate.RunMinibatches(groups, advantages.Advantages, adapters, optimizer, new UpdateSettings(
                 RatioModes.Parse(config.Grpo.RatioMode), config.Grpo.RescaleExponent, config.Grpo.ClipRange, config.Grpo.KlBeta,
                 config.Grpo.StepWeight, config.Optim.GradClip), config.Grpo.Minibatches);
@@ -235,6 +238,14 @@ public sealed class GrpoTrainer
     }
 
     private List<(RgbaImage Input, IReadOnlyList<LayerStack> Candidates)> lastGroups = [];
+
+    /// <summary>Whether any of the tensors holds a NaN or infinity, read back in one transfer.</summary>
+    private static bool AnyNonFinite(IEnumerable<Tensor> tensors)
+    {
+        using var scope = NewDisposeScope();
+        var finite = stack(tensors.Select(t => t.isfinite().all()).ToArray()).all();
+        return !HostReads.ToArray<bool>(finite)[0];
+    }
 
     private static RolloutSettings RolloutSettingsOf(GrpoConfig.SamplingSection s) =>
         new(s.GroupSize, s.Steps, s.NoiseLevel, s.SdeKind == "cps" ? SdeKind.Cps : SdeKind.Sde, s.Prompt);

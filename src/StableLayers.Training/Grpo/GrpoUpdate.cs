@@ -1,3 +1,4 @@
+using StableLayers.Model;
 using StableLayers.Model.Lora;
 using StableLayers.Model.Schedulers;
 using TorchSharp.Modules;
@@ -98,61 +99,78 @@ public static class GrpoUpdate
             return new UpdateStats(0, 1, 0, 0, 0, 0, 0, 0, 0, false, []);
         }
 
-        double loss = 0, ratioMean = 0, ratioStd = 0, logStd = 0, clip = 0, kl = 0;
-        int samples = 0;
-        bool nonFinite = false;
-        var firstLogRatios = new List<double>();
-        foreach (int g in trained)
+        // Everything the step logs stays on the device until one transfer at the end: per term (loss, KL / terms,
+        // surrogate statistics), the first term's log-ratios and the gradient norm. Terms are summed on the host in
+        // order, up to the first non-finite loss, exactly as when each was read on its own.
+        var parameters = adapters.TrainableParameters();
+        double[] host;
+        var keptCounts = new List<int>(terms);
+        int rowCount, firstCount;
+        using (NewDisposeScope())
         {
-            var group = groups[g];
-            long[] keep = Enumerable.Range(0, advantages[g].Count).Where(i => advantages[g][i] is not null).Select(i => (long)i).ToArray();
-            double[] a = keep.Select(i => advantages[g][(int)i]!.Value).ToArray();
-            foreach (var step in group.Transitions)
+            var rows = new List<Tensor>(terms);
+            Tensor? firstLogR = null;
+            foreach (int g in trained)
             {
-                using var scope = NewDisposeScope();
-                var index = tensor(keep);
-                var v = group.Conditioning.Velocity(step.X, (float)step.Sigma);
-                var muTheta = SdeStep.Mean(step.X, v, step.Coefficients);
-                var logR = LogRatio.Compute(settings.Mode, muTheta, step, settings.RescaleExponent).index_select(0, index);
-                var surrogate = ClippedSurrogate.Compute(logR, tensor(a, dtype: ScalarType.Float64), settings.ClipRange);
-                Tensor? klTerm = null;
-                if (settings.KlBeta != 0.0)
+                var group = groups[g];
+                long[] keep = Enumerable.Range(0, advantages[g].Count).Where(i => advantages[g][i] is not null).Select(i => (long)i).ToArray();
+                double[] a = keep.Select(i => advantages[g][(int)i]!.Value).ToArray();
+                foreach (var step in group.Transitions)
                 {
-                    klTerm = GrpoLoss.ReferenceKl(muTheta.index_select(0, index), ReferenceMean(group, step, adapters).index_select(0, index), step.Coefficients.SigmaT);
-                    kl += klTerm.item<double>() / terms;
-                }
+                    using var scope = NewDisposeScope();
+                    var device = step.X.device;
+                    var index = tensor(keep, device: device);
+                    var v = group.Conditioning.Velocity(step.X, (float)step.Sigma);
+                    var muTheta = SdeStep.Mean(step.X, v, step.Coefficients);
+                    var logR = LogRatio.Compute(settings.Mode, muTheta, step, settings.RescaleExponent).index_select(0, index);
+                    var surrogate = ClippedSurrogate.ComputeOnDevice(logR, tensor(a, dtype: ScalarType.Float64, device: device), settings.ClipRange);
+                    Tensor? klTerm = null;
+                    var klPart = zeros(1, dtype: ScalarType.Float64, device: device);
+                    if (settings.KlBeta != 0.0)
+                    {
+                        klTerm = GrpoLoss.ReferenceKl(muTheta.index_select(0, index), ReferenceMean(group, step, adapters).index_select(0, index), step.Coefficients.SigmaT);
+                        klPart = klTerm.detach().to(ScalarType.Float64).reshape(1).div(terms);
+                    }
 
-                double weight = settings.StepWeight ? GrpoLoss.InverseDtWeight(step.Coefficients) : 1.0;
-                var total = GrpoLoss.Total(surrogate.Loss, klTerm, settings.KlBeta, weight).div(terms);
-                double value = total.item<double>();
-                if (!double.IsFinite(value))
-                {
-                    nonFinite = true;
-                    break;
+                    double weight = settings.StepWeight ? GrpoLoss.InverseDtWeight(step.Coefficients) : 1.0;
+                    var total = GrpoLoss.Total(surrogate.Loss, klTerm, settings.KlBeta, weight).div(terms);
+                    total.backward();
+                    firstLogR ??= logR.detach().to(ScalarType.Float64).MoveToOuterDisposeScope();
+                    var s = surrogate.Stats.div(terms);
+                    rows.Add(cat([total.detach().to(ScalarType.Float64).reshape(1), klPart, s.narrow(0, 1, 3), s.narrow(0, 0, 1)]).MoveToOuterDisposeScope());
+                    keptCounts.Add(keep.Length);
                 }
-
-                total.backward();
-                if (firstLogRatios.Count == 0)
-                {
-                    firstLogRatios.AddRange(logR.detach().data<double>().ToArray());
-                }
-
-                loss += value;
-                ratioMean += surrogate.RatioMean / terms;
-                ratioStd += surrogate.RatioStd / terms;
-                logStd += surrogate.LogRatioStd / terms;
-                clip += surrogate.ClipFraction / terms;
-                samples += keep.Length;
             }
 
-            if (nonFinite)
-            {
-                break;
-            }
+            var gradNormTensor = GradientClipping.ClipTotalNorm(parameters, settings.GradClip);
+            host = HostReads.ToArray<double>(cat([.. rows, firstLogR!, gradNormTensor.to(ScalarType.Float64).reshape(1)]));
+            rowCount = rows.Count;
+            firstCount = (int)firstLogR!.shape[0];
         }
 
-        var parameters = adapters.TrainableParameters();
-        double gradNorm = nonFinite ? double.NaN : nn.utils.clip_grad_norm_(parameters, settings.GradClip);
+        double loss = 0, kl = 0, ratioMean = 0, ratioStd = 0, logStd = 0, clip = 0;
+        int samples = 0;
+        bool nonFinite = false;
+        for (int i = 0; i < rowCount; i++)
+        {
+            double value = host[i * 6];
+            if (!double.IsFinite(value))
+            {
+                nonFinite = true;
+                break;
+            }
+
+            loss += value;
+            kl += host[(i * 6) + 1];
+            ratioMean += host[(i * 6) + 2];
+            ratioStd += host[(i * 6) + 3];
+            logStd += host[(i * 6) + 4];
+            clip += host[(i * 6) + 5];
+            samples += keptCounts[i];
+        }
+
+        var firstLogRatios = double.IsFinite(host[0]) ? host.Skip(rowCount * 6).Take(firstCount).ToList() : [];
+        double gradNorm = nonFinite ? double.NaN : host[^1];
         if (nonFinite || !double.IsFinite(gradNorm))
         {
             optimizer.zero_grad();

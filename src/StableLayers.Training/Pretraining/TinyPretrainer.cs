@@ -44,6 +44,9 @@ public sealed class TinyPretrainer
     /// </summary>
     public string? InitFrom { get; init; }
 
+    /// <summary>Where the model trains (the CLI's --device; default the CPU).</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
+
     /// <summary>Stops (after a checkpoint) once this many steps ran in this call; for tests and time-boxed sessions.</summary>
     public int? MaxStepsThisRun { get; init; }
 
@@ -56,13 +59,13 @@ public sealed class TinyPretrainer
         PretrainState state;
         if (resume && PretrainCheckpoint.Exists(runDir))
         {
-            model = LayeredModel.Load(Path.Combine(PretrainCheckpoint.PathIn(runDir), "model"));
+            model = LayeredModel.Load(Path.Combine(PretrainCheckpoint.PathIn(runDir), "model"), Device);
             state = PretrainCheckpoint.LoadState(runDir);
             log.WriteLine($"resuming at stage {state.Stage}, step {state.Step}");
         }
         else if (InitFrom is not null)
         {
-            model = LayeredModel.Load(InitFrom);
+            model = LayeredModel.Load(InitFrom, Device);
             state = new PretrainState { Stage = PretrainStages.Transformer };
             log.WriteLine($"continuing from {InitFrom}: transformer stage, {settings.TransformerSteps} steps");
         }
@@ -70,7 +73,7 @@ public sealed class TinyPretrainer
         {
             // The vocabulary comes from the captions the generator writes (a fixed, small set of words).
             var captions = new SynthGenerator(synth).Generate(0, 2000).Select(s => s.Caption);
-            model = LayeredModel.Create(config, WordTokenizer.Build(captions), settings.Seed);
+            model = LayeredModel.Create(config, WordTokenizer.Build(captions), settings.Seed).To(Device);
             state = new PretrainState();
         }
 
@@ -119,16 +122,16 @@ public sealed class TinyPretrainer
             using (var scope = NewDisposeScope())
             {
                 // Every layer and the composite of each design: the VAE must reconstruct sparse alpha layers as well as full images.
-                var images = Frames(batches.At(step));
+                var images = Frames(batches.At(step), Device.Torch);
                 opt.zero_grad();
                 var z = vae.EncodeMean(images);
                 var recon = vae.Decode(z);
                 // L1 alone settles on the median colour (grey) across diverse designs; the squared term pulls colour in.
                 var l = nn.functional.l1_loss(recon, images) + nn.functional.mse_loss(recon, images) + (1e-4 * z.pow(2).mean());
                 l.backward();
-                nn.utils.clip_grad_norm_(vae.parameters(), settings.GradClip);
+                GradientClipping.ClipTotalNorm(vae.parameters(), settings.GradClip);
                 opt.step();
-                loss = l.item<float>();
+                loss = HostReads.ToArray<float>(l)[0];
             }
 
             state.VaeLosses.Add([step, loss]);
@@ -140,7 +143,7 @@ public sealed class TinyPretrainer
         }
 
         vae.eval();
-        var (mean, std) = LatentStatistics(model, synth);
+        var (mean, std) = LatentStatistics(model, synth, Device);
         model.SetLatentStatistics(mean, std);
         log.WriteLine($"latent statistics: mean [{string.Join(", ", mean.Select(m => m.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}], std [{string.Join(", ", std.Select(m => m.ToString("F3", System.Globalization.CultureInfo.InvariantCulture)))}]");
         opt.Dispose();
@@ -175,13 +178,13 @@ public sealed class TinyPretrainer
             using (var scope = NewDisposeScope())
             {
                 var samples = batches.At(step);
-                var gen = new Generator(seed: unchecked((ulong)StepSeed(2, step)));
+                var gen = Device.Generator(unchecked((ulong)StepSeed(2, step)));
                 opt.zero_grad();
                 var l = FlowMatchingLoss(model, samples, gen);
                 l.backward();
-                nn.utils.clip_grad_norm_(transformer.parameters().Concat(text.parameters()), settings.GradClip);
+                GradientClipping.ClipTotalNorm(transformer.parameters().Concat(text.parameters()), settings.GradClip);
                 opt.step();
-                loss = l.item<float>();
+                loss = HostReads.ToArray<float>(l)[0];
             }
 
             state.TransformerLosses.Add([step, loss]);
@@ -229,7 +232,7 @@ public sealed class TinyPretrainer
             double loss;
             using (var scope = NewDisposeScope())
             {
-                var images = Frames(batches.At(step));
+                var images = Frames(batches.At(step), Device.Torch);
                 Tensor z;
                 using (no_grad())
                 {
@@ -239,9 +242,9 @@ public sealed class TinyPretrainer
                 opt.zero_grad();
                 var l = nn.functional.l1_loss(vae.Decode(z), images);
                 l.backward();
-                nn.utils.clip_grad_norm_(DecoderParameters(model), settings.GradClip);
+                GradientClipping.ClipTotalNorm(DecoderParameters(model), settings.GradClip);
                 opt.step();
-                loss = l.item<float>();
+                loss = HostReads.ToArray<float>(l)[0];
             }
 
             state.DecoderLosses.Add([step, loss]);
@@ -268,16 +271,17 @@ public sealed class TinyPretrainer
         int b = samples.Count;
         int n = samples[0].Stack.Count;
         Tensor x0;
+        var device = model.Device;
         using (no_grad())
         {
-            var images = Frames(samples);
+            var images = Frames(samples, device);
             var z = model.Vae.Normalize(model.Vae.EncodeMean(images));
             x0 = z.view(b, n + 1, z.shape[1], z.shape[2], z.shape[3]);
         }
 
         int c = (int)x0.shape[2], h = (int)x0.shape[3], w = (int)x0.shape[4];
-        var sigma = sigmoid((randn([b], generator: gen) * (float)settings.LogitStd) + (float)settings.LogitMean);
-        var noise = randn(x0.shape, generator: gen);
+        var sigma = sigmoid((randn([b], device: device, generator: gen) * (float)settings.LogitStd) + (float)settings.LogitMean);
+        var noise = randn(x0.shape, device: device, generator: gen);
         var s = sigma.view(b, 1, 1, 1, 1);
         var xt = ((1 - s) * x0) + (s * noise);
         var target = noise - x0;
@@ -285,8 +289,8 @@ public sealed class TinyPretrainer
         var condition = LatentPacking.Pack(x0.narrow(1, 0, 1));
         var tokens = LatentPacking.AppendCondition(LatentPacking.Pack(xt), condition);
         var frames = FrameShape.Layered(n, h / LatentPacking.PatchSize, w / LatentPacking.PatchSize);
-        var drop = rand([b], generator: gen);
-        var captions = samples.Select((smp, i) => drop[i].item<float>() < settings.CaptionDropout ? string.Empty : smp.Caption).ToArray();
+        var drop = HostReads.ToArray<float>(rand([b], device: device, generator: gen));
+        var captions = samples.Select((smp, i) => drop[i] < settings.CaptionDropout ? string.Empty : smp.Caption).ToArray();
         var text = model.Prompts.Encode(captions);
         var pred = model.Transformer.forward(tokens, text.Embeddings, text.Mask, sigma, frames);
         long outputTokens = (n + 1L) * LatentPacking.TokensPerFrame(h, w);
@@ -297,21 +301,21 @@ public sealed class TinyPretrainer
     private AdamW TransformerOptimizer(LayeredModel model) =>
         optim.AdamW(model.Transformer.parameters().Concat(((TinyTextEncoder)model.Prompts).parameters()), lr: settings.LearningRate, weight_decay: settings.WeightDecay);
 
-    private static (double[] Mean, double[] Std) LatentStatistics(LayeredModel model, SynthOptions synth)
+    private static (double[] Mean, double[] Std) LatentStatistics(LayeredModel model, SynthOptions synth, ComputeDevice device)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var samples = new SynthGenerator(synth with { Seed = synth.Seed + 7919 }).Generate(0, 64);
-        var images = Frames(samples);
+        var images = Frames(samples, device.Torch);
         var z = model.Vae.EncodeMean(images).transpose(0, 1).reshape(model.Vae.Config.ZDim, -1);
-        var mean = z.mean([1]).to(float64).data<double>().ToArray();
-        var std = z.std(1).clamp_min(1e-3).to(float64).data<double>().ToArray();
-        return (mean, std);
+        var both = HostReads.ToArray<double>(cat([z.mean([1]).to(float64), z.std(1).clamp_min(1e-3).to(float64)]));
+        int d = (int)z.shape[0];
+        return (both[..d], both[d..]);
     }
 
-    /// <summary>Every design's frames stacked: [sum(N+1), 4, H, W] in [-1,1].</summary>
-    private static Tensor Frames(IEnumerable<SynthSample> samples) =>
-        cat(samples.Select(s => LayerTensors.FromStack(WithComposite(s.Stack))).ToArray(), 0);
+    /// <summary>Every design's frames stacked: [sum(N+1), 4, H, W] in [-1,1], on <paramref name="device"/>.</summary>
+    private static Tensor Frames(IEnumerable<SynthSample> samples, Device device) =>
+        cat(samples.Select(s => LayerTensors.FromStack(WithComposite(s.Stack), device)).ToArray(), 0);
 
     /// <summary>[composite, layer 0, ..., layer N-1]: frame 0 of the model is the composite of the design.</summary>
     private static LayerStack WithComposite(LayerStack stack) =>

@@ -1,0 +1,67 @@
+using StableLayers.Cli;
+using StableLayers.Core.Imaging;
+using StableLayers.TestSupport;
+
+namespace StableLayers.Cli.Tests;
+
+/// <summary>--device on every command that runs the model: devices this (CPU) build cannot use are one-line errors, exit 2, before anything loads.</summary>
+public class DeviceCliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = StableLayersCli.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    private static void AssertOneLine(string err, string start)
+    {
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, err);
+        Assert.StartsWith(start, lines[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DevicesThisBuildCannotUseAreOneLineErrorsNamingTheOption()
+    {
+        using var tmp = new TempDir();
+        PngCodec.Write(tmp.File("x.png"), RgbaImage.Filled(8, 8, 1, 2, 3, 255));
+        foreach (var device in new[] { "cuda", "cuda:7" })
+        {
+            var (code, _, err) = Run("decompose", tmp.File("x.png"), "--out", tmp.File("o"), "--device", device);
+            Assert.Equal(2, code);
+            AssertOneLine(err, "error: --device: ");
+            Assert.Contains("CPU-only libtorch", err);
+            Assert.Contains("-p:TorchBackend=cuda", err);
+        }
+
+        var (c2, _, e2) = Run("decompose", tmp.File("x.png"), "--out", tmp.File("o"), "--device", "gpu0");
+        Assert.Equal(2, c2);
+        AssertOneLine(e2, "error: --device: unknown device 'gpu0'");
+        Assert.False(Directory.Exists(tmp.File("o")));
+
+        var (c3, _, e3) = Run("pretrain", "--out", tmp.File("m"), "--device", "cuda:1");
+        Assert.Equal(2, c3);
+        AssertOneLine(e3, "error: --device: cuda:1 asked for");
+
+        var (c4, _, e4) = Run("train", "--run-dir", tmp.File("r"), "--device", "cuda");
+        Assert.Equal(2, c4);
+        AssertOneLine(e4, "error: --device: cuda:0 asked for");
+        Assert.False(Directory.Exists(tmp.File("r")));
+
+        // The config's device key: well-formed but unusable here names the file and key; malformed is a config error.
+        File.WriteAllText(tmp.File("gpu.toml"), "device = \"cuda:0\"\n");
+        var (c5, _, e5) = Run("train", "--config", tmp.File("gpu.toml"), "--run-dir", tmp.File("r"));
+        Assert.Equal(2, c5);
+        AssertOneLine(e5, $"error: {tmp.File("gpu.toml")}: device: cuda:0 asked for");
+        File.WriteAllText(tmp.File("typo.toml"), "device = \"cdua\"\n");
+        var (c6, _, e6) = Run("train", "--config", tmp.File("typo.toml"), "--run-dir", tmp.File("r"));
+        Assert.Equal(2, c6);
+        AssertOneLine(e6, $"error: {tmp.File("typo.toml")}: device 'cdua' is not one of auto, cpu, cuda, cuda:N");
+        // --device wins over the config's key: the next problem is the missing base model, not the device.
+        var (c7, _, e7) = Run("train", "--config", tmp.File("gpu.toml"), "--run-dir", tmp.File("ok"), "--device", "cpu");
+        Assert.Equal(2, c7);
+        AssertOneLine(e7, "error: models/tiny-base: base model folder not found");
+    }
+}
