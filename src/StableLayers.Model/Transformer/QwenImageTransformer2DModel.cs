@@ -106,9 +106,12 @@ public sealed class QwenImageTransformer2DModel : nn.Module
             keyMask = cat([encoderMask.to(ScalarType.Bool), imageKeys], 1).reshape(batch, 1, 1, sTxt + sImg);
         }
 
+        bool checkpoint = GradientCheckpointing && is_grad_enabled();
         foreach (var block in transformer_blocks)
         {
-            (img, txt) = block.Forward(img, txt, imgTemb, temb, rope, keyMask, useFirstHalf);
+            (img, txt) = checkpoint
+                ? BlockCheckpoint.Run(block, img, txt, imgTemb, temb, rope, keyMask, useFirstHalf)
+                : block.Forward(img, txt, imgTemb, temb, rope, keyMask, useFirstHalf);
         }
 
         return proj_out.call(norm_out.call(img, temb)).MoveToOuterDisposeScope();
