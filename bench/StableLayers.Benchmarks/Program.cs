@@ -9,6 +9,19 @@ using StableLayers.Benchmarks;
 // ... -- grpo-step [MODEL] [STEPS]   GRPO step time split, update FLOP/s vs a float32 matmul, peak RSS (G = 8, N = 5)
 // ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS] [BATCH]   decompose time per image and transformer FLOP/s vs a float32 matmul; BATCH > 1 also times batched decomposition
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
+// ... -- ckpt-memory [WIDTH HEADS BLOCKS LAYERS SIDE TEXT BATCH lora|full]   peak memory of one update with and without activation checkpointing (defaults 256 4 6 4 20 64 1 lora)
+if (args.Length >= 1 && args[0] == "ckpt-memory")
+{
+    CheckpointMemory.Run(CheckpointMemory.Shape.Parse(args, 1));
+    return 0;
+}
+
+if (args.Length >= 2 && args[0] == "ckpt-memory-child")
+{
+    CheckpointMemory.Child(args[1] == "on", CheckpointMemory.Shape.Parse(args, 2));
+    return 0;
+}
+
 if (args.Length >= 1 && args[0] == "vlm-throughput")
 {
     int ms = args.Length >= 2 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200;

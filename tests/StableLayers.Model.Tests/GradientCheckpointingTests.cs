@@ -170,6 +170,25 @@ public class GradientCheckpointingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AFailingRecomputeThrowsFromBackwardInsteadOfEndingTheProcess()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(45);
+        using var model = new QwenImageTransformer2DModel(TransformerTestData.Config);
+        using var adapters = LoraAdapters.Inject(model, new LoraConfig { Rank = 4 }, seed: 46);
+        RandomizeB(adapters);
+        model.EnableGradientCheckpointing();
+        var loss = PaddedBatch(47).Run(model).sum();
+        adapters.Merge(); // the recompute cannot reproduce the forward any more
+        Assert.ThrowsAny<Exception>(() => loss.backward());
+        adapters.Unmerge();
+
+        // The model still trains afterwards.
+        PaddedBatch(47).Run(model).sum().backward();
+        Assert.NotNull(adapters.Layers[0].B.grad);
+    }
+
+    [Fact]
     public void NoGradForwardIsUnchangedAndNotCheckpointed()
     {
         using var scope = NewDisposeScope();

@@ -76,8 +76,38 @@ internal sealed class BlockCheckpoint : autograd.MultiTensorFunction<BlockCheckp
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grad_outputs)
     {
-        ReleaseHandedBack();
         var call = (Call)ctx.get_data(nameof(Call));
+        try
+        {
+            return Recompute(ctx, call, grad_outputs);
+        }
+        catch (Exception e)
+        {
+            // This runs inside libtorch's engine: a managed exception must not unwind through its native frames (that
+            // ends the process). The reason goes to stderr and the engine is handed a gradient it rejects, so the
+            // caller's backward() throws an ordinary exception instead.
+            Console.Error.WriteLine($"gradient checkpointing: recomputing a transformer block failed: {e.GetType().Name}: {e.Message}");
+            return Rejected(call);
+        }
+    }
+
+    /// <summary>A gradient list the engine refuses (wrong shape, on the meta device) for the first input with an edge.</summary>
+    private static List<Tensor> Rejected(Call call)
+    {
+        var result = new Tensor[FirstTensor + StreamInputs + call.Trainable.Count];
+        int slot = call.Trainable.Count > 0 ? FirstTensor + StreamInputs : FirstTensor + Array.IndexOf(call.InputNeedsGrad, true);
+        var like = slot >= FirstTensor + StreamInputs ? call.Trainable[slot - FirstTensor - StreamInputs] : null;
+        long[] shape = like is null ? [1, 2, 3, 4, 5] : [.. like.shape.Select(d => d + 1)];
+        var bad = empty(shape, device: new Device(DeviceType.META)).DetachFromDisposeScope();
+        result[slot] = bad;
+        _handedBack ??= [];
+        _handedBack.Add(bad);
+        return [.. result];
+    }
+
+    private static List<Tensor> Recompute(autograd.AutogradContext ctx, Call call, List<Tensor> grad_outputs)
+    {
+        ReleaseHandedBack();
         var grads = new Tensor?[FirstTensor + StreamInputs + call.Trainable.Count];
         using (var scope = NewDisposeScope())
         {
@@ -192,14 +222,14 @@ internal sealed class BlockCheckpoint : autograd.MultiTensorFunction<BlockCheckp
         /// <summary>Puts adapters and generator in their forward-pass state for the recompute; disposing restores them.</summary>
         public IDisposable Replay()
         {
+            if (adapters.FirstOrDefault(a => a.Adapter.IsMerged != a.Merged) is { } changed)
+            {
+                throw new InvalidOperationException($"LoRA adapter '{changed.Adapter.ModuleName}' was merged or unmerged between a checkpointed forward and its backward");
+            }
+
             var current = adapters.Select(a => a.Adapter.Enabled).ToList();
             for (int i = 0; i < adapters.Count; i++)
             {
-                if (adapters[i].Adapter.IsMerged != adapters[i].Merged)
-                {
-                    throw new InvalidOperationException($"LoRA adapter '{adapters[i].Adapter.ModuleName}' was merged or unmerged between a checkpointed forward and its backward");
-                }
-
                 adapters[i].Adapter.Enabled = adapters[i].Enabled;
             }
 
