@@ -189,6 +189,23 @@ public class GradientCheckpointingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void DisabledAdaptersUnderGradGiveNoLoraGradientsAndNoError()
+    {
+        // Nothing in the blocks requires grad then, yet the function is part of the graph (its parameters do).
+        using var scope = NewDisposeScope();
+        manual_seed(48);
+        using var model = new QwenImageTransformer2DModel(TransformerTestData.Config);
+        using var adapters = LoraAdapters.Inject(model, new LoraConfig { Rank = 4 }, seed: 49);
+        model.EnableGradientCheckpointing();
+        adapters.Enabled = false;
+        var y = PaddedBatch(50).Run(model);
+        Assert.True(y.requires_grad);
+        y.sum().backward();
+        adapters.Enabled = true;
+        Assert.All(adapters.TrainableParameters(), p => Assert.True(p.grad is null || p.grad.abs().max().item<float>() == 0));
+    }
+
+    [Fact]
     public void NoGradForwardIsUnchangedAndNotCheckpointed()
     {
         using var scope = NewDisposeScope();

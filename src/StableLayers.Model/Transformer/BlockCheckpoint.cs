@@ -126,10 +126,12 @@ internal sealed class BlockCheckpoint : autograd.MultiTensorFunction<BlockCheckp
             using (call.Replay())
             {
                 var (outImg, outTxt) = call.Block.Forward(inputs[0], inputs[1], inputs[2], inputs[3], rope, keyMask, useFirstHalf);
-                // The text stream of the last block feeds nothing: its gradient arrives undefined.
+                // The text stream of the last block feeds nothing: its gradient arrives undefined. An output that does
+                // not require grad (every adapter of the block disabled, base frozen) has nothing to propagate, and
+                // autograd.grad must not see it: TorchSharp does not catch libtorch's error there.
                 foreach (var (output, grad) in new[] { (outImg, grad_outputs[0]), (outTxt, grad_outputs[1]) })
                 {
-                    if (grad is not null && !grad.IsInvalid)
+                    if (grad is not null && !grad.IsInvalid && output.requires_grad)
                     {
                         outputs.Add(output);
                         outputGrads.Add(grad);
