@@ -12,6 +12,19 @@ using StableLayers.Benchmarks;
 // ... -- bf16-gap [MODEL] [SIZE] [LAYERS] [STEPS]   transformer cast to bf16 vs float32: output, final latents and decoded layers, relative gaps
 // ... -- load [LAYERS] [SHARD_MB] [compare]   full-width transformer checkpoint (LAYERS blocks, default 2) in bf16 shards of SHARD_MB (default 512): peak host memory and time of loading it in bf16 vs the largest shard; "compare" adds the float32-first path
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
+// ... -- ckpt-memory [WIDTH HEADS BLOCKS LAYERS SIDE TEXT BATCH lora|full]   peak memory of one update with and without activation checkpointing (defaults 256 4 6 4 20 64 1 lora)
+if (args.Length >= 1 && args[0] == "ckpt-memory")
+{
+    CheckpointMemory.Run(CheckpointMemory.Shape.Parse(args, 1));
+    return 0;
+}
+
+if (args.Length >= 2 && args[0] == "ckpt-memory-child")
+{
+    CheckpointMemory.Child(args[1] == "on", CheckpointMemory.Shape.Parse(args, 2));
+    return 0;
+}
+
 if (args.Length >= 1 && args[0] == "vlm-throughput")
 {
     int ms = args.Length >= 2 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200;

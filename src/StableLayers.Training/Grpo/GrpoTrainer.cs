@@ -56,6 +56,7 @@ public sealed class GrpoTrainer
         run.Prepare(resume, config);
         torch.set_num_threads(config.Threads);
         using var model = LayeredModel.Load(baseModelDir, device);
+        model.Transformer.GradientCheckpointing = config.Grpo.GradientCheckpointing;
         var loraConfig = new LoraConfig
         {
             Rank = config.Lora.Rank,
