@@ -8,7 +8,31 @@ using StableLayers.Benchmarks;
 // ... -- write-sample DIR      writes DIR/pred/sample and DIR/gt/sample for bench/layerd_python_timing.py
 // ... -- grpo-step [MODEL] [STEPS]   GRPO step time split, update FLOP/s vs a float32 matmul, peak RSS (G = 8, N = 5)
 // ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS] [BATCH]   decompose time per image and transformer FLOP/s vs a float32 matmul; BATCH > 1 also times batched decomposition
+// ... -- plan-validate [small] [full[:PIXELS][:ckpt]] [ckpt]   memory planner's prediction vs measured peak memory (child process per case)
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
+if (args.Length >= 1 && args[0] == "op-probe")
+{
+    StableLayers.Benchmarks.OpProbe.Run(args);
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "sdpa-probe")
+{
+    StableLayers.Benchmarks.SdpaProbe.Run(args);
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "plan-validate")
+{
+    return StableLayers.Benchmarks.PlanValidation.Run(args.Skip(1).ToList());
+}
+
+if (args.Length >= 12 && args[0] == "plan-measure")
+{
+    StableLayers.Benchmarks.PlanMeasurement.RunChild(StableLayers.Benchmarks.PlanCase.Parse(args.Skip(1).ToList()));
+    return 0;
+}
+
 if (args.Length >= 1 && args[0] == "vlm-throughput")
 {
     int ms = args.Length >= 2 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200;
