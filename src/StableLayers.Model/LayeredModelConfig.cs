@@ -131,4 +131,7 @@ public sealed record PretrainSettings
     [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 250;
 
     [JsonPropertyName("threads")] public int Threads { get; init; } = 2;
+
+    /// <summary>Recompute each transformer block in the backward pass instead of storing its activations (less memory, same gradients).</summary>
+    [JsonPropertyName("gradient_checkpointing")] public bool GradientCheckpointing { get; init; }
 }

@@ -36,6 +36,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         register_module("lora_B", _loraB);
     }
 
+    /// <summary>The adapter whose hook is attached to <paramref name="linear"/>, or null when it has none.</summary>
+    internal static LoraLinear? AttachedTo(Linear linear) => Attached.TryGetValue(linear, out var adapter) ? adapter : null;
+
     /// <summary>The module's name in the base model, e.g. <c>transformer_blocks.0.attn.to_q</c>.</summary>
     public string ModuleName { get; }
 

@@ -39,6 +39,19 @@ public sealed class QwenImageTransformer2DModel : nn.Module
 
     public TransformerConfig Config { get; }
 
+    /// <summary>
+    /// diffusers' <c>gradient_checkpointing</c>: when true and grad mode is on (training), every transformer block keeps
+    /// only its inputs in the forward pass and is recomputed in the backward pass, trading one extra block forward for
+    /// not storing the block's activations. No effect under <c>no_grad</c> (sampling, evaluation).
+    /// </summary>
+    public bool GradientCheckpointing { get; set; }
+
+    /// <summary>diffusers' <c>enable_gradient_checkpointing()</c>.</summary>
+    public void EnableGradientCheckpointing() => GradientCheckpointing = true;
+
+    /// <summary>diffusers' <c>disable_gradient_checkpointing()</c>.</summary>
+    public void DisableGradientCheckpointing() => GradientCheckpointing = false;
+
     /// <summary>The dtype the model computes in (that of its parameters).</summary>
     public ScalarType DType => img_in.weight!.dtype;
 
@@ -93,9 +106,12 @@ public sealed class QwenImageTransformer2DModel : nn.Module
             keyMask = cat([encoderMask.to(ScalarType.Bool), imageKeys], 1).reshape(batch, 1, 1, sTxt + sImg);
         }
 
+        bool checkpoint = GradientCheckpointing && is_grad_enabled();
         foreach (var block in transformer_blocks)
         {
-            (img, txt) = block.Forward(img, txt, imgTemb, temb, rope, keyMask, useFirstHalf);
+            (img, txt) = checkpoint
+                ? BlockCheckpoint.Run(block, img, txt, imgTemb, temb, rope, keyMask, useFirstHalf)
+                : block.Forward(img, txt, imgTemb, temb, rope, keyMask, useFirstHalf);
         }
 
         return proj_out.call(norm_out.call(img, temb)).MoveToOuterDisposeScope();

@@ -100,6 +100,13 @@ public sealed record GrpoConfig
         /// </summary>
         [JsonPropertyName("minibatches")] public int Minibatches { get; init; } = 2;
         [JsonPropertyName("max_nonfinite_in_row")] public int MaxNonFiniteInRow { get; init; } = 3;
+
+        /// <summary>
+        /// Recompute each transformer block in the update's backward pass instead of storing its activations
+        /// (<see cref="StableLayers.Model.Transformer.QwenImageTransformer2DModel.GradientCheckpointing"/>): less memory, one more
+        /// forward per trained step; the gradients are the same.
+        /// </summary>
+        [JsonPropertyName("gradient_checkpointing")] public bool GradientCheckpointing { get; init; }
     }
 
     public sealed record JudgeSection

@@ -53,6 +53,7 @@ public sealed class GrpoTrainer
         run.Prepare(resume, config);
         torch.set_num_threads(config.Threads);
         using var model = LayeredModel.Load(baseModelDir);
+        model.Transformer.GradientCheckpointing = config.Grpo.GradientCheckpointing;
         var loraConfig = new LoraConfig
         {
             Rank = config.Lora.Rank,

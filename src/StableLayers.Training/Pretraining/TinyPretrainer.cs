@@ -155,6 +155,7 @@ public sealed class TinyPretrainer
         var text = (TinyTextEncoder)model.Prompts;
         model.Vae.eval();
         transformer.train();
+        transformer.GradientCheckpointing = settings.GradientCheckpointing;
         text.train();
         using var opt = TransformerOptimizer(model);
         if (resume && state.Step > 0)
