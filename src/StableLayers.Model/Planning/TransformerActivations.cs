@@ -179,16 +179,19 @@ public sealed class TransformerActivations
     /// <summary>Gradients alive in the last MLP's backward: the adapter input's float32 gradient, its cast and the base's input gradient, the residual gradients.</summary>
     private double BackwardTransient => (4 * F * d) + (upcast ? 4 * b * d : 0) + (4 * b * d) + (2 * b * d);
 
+    /// <summary>
+    /// BlockCheckpoint: the forward runs each block without a graph and saves only its inputs (the previous block's
+    /// outputs, which the model's scope holds anyway), so the first pass peaks like sampling. In backward each block is
+    /// recomputed with gradients on detached copies of its inputs: all blocks' inputs, the incoming output gradients and
+    /// one block's saved and held tensors (its layer_norm input aliases the kept input, which the output gradients offset).
+    /// </summary>
     private double CheckpointedPeak
     {
         get
         {
             double s = si + st;
-            // Each block's inputs (image and text streams) are kept for the recompute; the model scope holds them anyway.
             double inputs = blocks * b * d * s;
-            double recompute = PlainUpdatePeak(1) - (b * d * s);
-            double firstPass = SamplingPeak - ((blocks * b * d) * s) + inputs;
-            return Math.Max(inputs + recompute, firstPass);
+            return Math.Max(inputs + PlainUpdatePeak(1), SamplingPeak);
         }
     }
 }
