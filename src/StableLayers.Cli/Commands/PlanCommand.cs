@@ -143,7 +143,13 @@ public static class PlanCommand
                 : "does not fit: one candidate's update is too large (try --checkpointing true)";
         }
 
-        return $"fits: sampling {Passes(g, v.SamplingMicroBatch)} pass(es), update {Passes(g, v.UpdateMicroBatch)} pass(es) per window step";
+        if (v.SamplingMicroBatch >= g && v.UpdateMicroBatch >= g)
+        {
+            return $"fits: all {g} candidates in one pass, as `train` runs them";
+        }
+
+        // GroupRollout and GrpoUpdate batch the whole group today, so smaller micro-batches are what would fit, not what runs.
+        return $"fits only in micro-batches (sampling {Passes(g, v.SamplingMicroBatch)}, update {Passes(g, v.UpdateMicroBatch)} passes); `train` batches all {g} (needs {MemoryPlan.Gb(Math.Max(plan.SamplingPeak(g), plan.UpdatePeak(g)))})";
     }
 
     private static int Passes(int g, int microBatch) => (g + microBatch - 1) / microBatch;
