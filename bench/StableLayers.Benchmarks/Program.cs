@@ -10,18 +10,6 @@ using StableLayers.Benchmarks;
 // ... -- decompose [MODEL] [SIZE] [LAYERS] [STEPS] [BATCH]   decompose time per image and transformer FLOP/s vs a float32 matmul; BATCH > 1 also times batched decomposition
 // ... -- plan-validate [small] [full[:PIXELS][:ckpt]] [ckpt]   memory planner's prediction vs measured peak memory (child process per case)
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
-if (args.Length >= 1 && args[0] == "op-probe")
-{
-    StableLayers.Benchmarks.OpProbe.Run(args);
-    return 0;
-}
-
-if (args.Length >= 1 && args[0] == "sdpa-probe")
-{
-    StableLayers.Benchmarks.SdpaProbe.Run(args);
-    return 0;
-}
-
 if (args.Length >= 1 && args[0] == "plan-validate")
 {
     return StableLayers.Benchmarks.PlanValidation.Run(args.Skip(1).ToList());

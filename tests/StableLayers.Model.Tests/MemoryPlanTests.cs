@@ -66,6 +66,11 @@ public class MemoryPlanTests(ITestOutputHelper output)
         double perBlock = deeper.UpdatePerCandidate - plain.UpdatePerCandidate;
         double tokens = plain.Request.ImageTokens + plain.Request.TextTokens;
         Assert.InRange(perBlock / (tokens * 3072), 64, 65);
+        // The model's scope keeps every block's outputs (image and text stream) until the forward returns: d bf16 values per token.
+        Assert.Equal(2.0 * 3072 * tokens, deeper.SamplingPerCandidate - plain.SamplingPerCandidate, 1.0);
+        // Checkpointed, each extra block adds only its kept inputs.
+        var ckptDeeper = MemoryPlan.Compute(new MemoryPlanRequest { Checkpointing = true, Transformer = TransformerConfig.Full with { NumLayers = 61 } });
+        Assert.Equal(2.0 * 3072 * tokens, ckptDeeper.UpdatePerCandidate - ckpt.UpdatePerCandidate, 1.0);
         Assert.True(ckpt.UpdatePerCandidate < plain.UpdatePerCandidate / 10, $"{ckpt.UpdatePerCandidate} vs {plain.UpdatePerCandidate}");
         Assert.True(ckpt.UpdatePerCandidate >= ckpt.SamplingPerCandidate);
         Assert.Equal(plain.SamplingPerCandidate, ckpt.SamplingPerCandidate);
