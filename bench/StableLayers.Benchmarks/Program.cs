@@ -13,6 +13,7 @@ using StableLayers.Benchmarks;
 // ... -- load [LAYERS] [SHARD_MB] [compare]   full-width transformer checkpoint (LAYERS blocks, default 2) in bf16 shards of SHARD_MB (default 512): peak host memory and time of loading it in bf16 vs the largest shard; "compare" adds the float32-first path
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
 // ... -- ckpt-memory [WIDTH HEADS BLOCKS LAYERS SIDE TEXT BATCH lora|full]   peak memory of one update with and without activation checkpointing (defaults 256 4 6 4 20 64 1 lora)
+// ... -- plan-validate [small] [full[:PIXELS][:ckpt]] [ckpt]   memory planner's prediction vs measured peak memory (child process per case)
 if (args.Length >= 1 && args[0] == "ckpt-memory")
 {
     CheckpointMemory.Run(CheckpointMemory.Shape.Parse(args, 1));
@@ -22,6 +23,17 @@ if (args.Length >= 1 && args[0] == "ckpt-memory")
 if (args.Length >= 2 && args[0] == "ckpt-memory-child")
 {
     CheckpointMemory.Child(args[1] == "on", CheckpointMemory.Shape.Parse(args, 2));
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "plan-validate")
+{
+    return StableLayers.Benchmarks.PlanValidation.Run(args.Skip(1).ToList());
+}
+
+if (args.Length >= 12 && args[0] == "plan-measure")
+{
+    StableLayers.Benchmarks.PlanMeasurement.RunChild(StableLayers.Benchmarks.PlanCase.Parse(args.Skip(1).ToList()));
     return 0;
 }
 

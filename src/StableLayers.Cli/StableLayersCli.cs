@@ -35,6 +35,7 @@ public static class StableLayersCli
             ReportCommand.Build(),
             ScoreCommand.Build(),
             JudgeAgreementCommand.Build(),
+            PlanCommand.Build(),
         };
         return root;
     }
