@@ -139,3 +139,62 @@ public sealed class QwenPromptEncoderTests
         Assert.True(y.isfinite().all().item<bool>());
     }
 }
+
+public sealed class ReleasedLayoutLoadTests
+{
+    [Fact]
+    public void A_released_layout_folder_loads_with_the_qwen_prompt_path_end_to_end()
+    {
+        using var tmp = new TempDir();
+        ReleasedLayoutFolder.Write(tmp.Path);
+        using var model = LayeredModel.Load(tmp.Path, ComputeDevice.Cpu);
+        var prompts = Assert.IsType<QwenPromptEncoder>(model.Prompts);
+        Assert.Equal(ReleasedLayoutFolder.TextDim, model.Config.Transformer.JointAttentionDim);
+        Assert.Null(model.Config.TextEncoder);
+        Assert.Equal(640, model.Config.Resolution);
+
+        // The loaded encoder's output equals the written encoder's: the weights went through the key mapping.
+        using var scope = NewDisposeScope();
+        var e = prompts.Encode(["a poster", " "]);
+        using (var reference = new Qwen25VlTextEncoder(Qwen25VlTextConfig.Load(Path.Combine(tmp.Path, "text_encoder", "config.json")), CPU))
+        {
+            var loadedState = Weights.SafetensorsCheckpoint.Open(Path.Combine(tmp.Path, "text_encoder"), "model");
+            using (loadedState)
+            {
+                loadedState.LoadInto(reference, new Weights.LoadOptions { KeyMap = Qwen25VlTextEncoderLoader.MapKey });
+            }
+
+            using var alone = new QwenPromptEncoder(prompts.Tokenizer, reference);
+            var want = alone.Encode(["a poster", " "]);
+            Assert.True((want.Embeddings - e.Embeddings).abs().max().item<float>() < 1e-6f);
+        }
+
+        var frames = FrameShape.Layered(2, 4, 4);
+        long tokens = frames.Sum(f => (long)f.TokenCount);
+        var y = model.Transformer.forward(randn(2, tokens, model.Config.Transformer.InChannels), e.Embeddings, e.Mask, rand(2), frames);
+        Assert.True(y.isfinite().all().item<bool>());
+    }
+
+    [Fact]
+    public void Broken_tokenizer_or_disagreeing_shards_in_a_released_folder_are_bad_input()
+    {
+        using var tmp = new TempDir();
+        ReleasedLayoutFolder.Write(tmp.Path);
+        string index = Path.Combine(tmp.Path, "text_encoder", "model.safetensors.index.json");
+        string good = File.ReadAllText(index);
+        File.WriteAllText(index, good.Replace("\"model.norm.weight\": \"model-00002-of-00002.safetensors\"", "\"model.norm.weight\": \"model-00001-of-00002.safetensors\"", StringComparison.Ordinal));
+        Assert.NotEqual(good, File.ReadAllText(index));
+        var ex = Assert.Throws<BadInputException>(() => LayeredModel.Load(tmp.Path));
+        Assert.Contains("model.norm.weight", ex.Message, StringComparison.Ordinal);
+        File.WriteAllText(index, good);
+
+        string tok = Path.Combine(tmp.Path, "tokenizer", "tokenizer.json");
+        File.WriteAllText(tok, "{\"model\": ");
+        ex = Assert.Throws<BadInputException>(() => LayeredModel.Load(tmp.Path));
+        Assert.Contains("tokenizer.json", ex.Message, StringComparison.Ordinal);
+        File.Delete(tok);
+        ex = Assert.Throws<BadInputException>(() => LayeredModel.Load(tmp.Path));
+        Assert.Contains("tokenizer", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', ex.Message);
+    }
+}

@@ -1,4 +1,5 @@
 using StableLayers.Core;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace StableLayers.Model.Text;
@@ -109,6 +110,26 @@ public sealed class QwenPromptEncoder : IPromptEncoder, IDisposable
         return new PromptEmbedding(embeds.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope());
     }
 
+    /// <summary>Moves the encoder (if not released) to <paramref name="device"/>; cached embeddings stay on the host.</summary>
+    public void MoveEncoder(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        encoder?.to(device);
+    }
+
+    /// <summary>
+    /// Throws <see cref="BadInputException"/> (one line) if <paramref name="prompt"/> is over
+    /// <see cref="MaxSequenceLength"/> tokens after the template's dropped tokens, where the reference would cut it.
+    /// </summary>
+    public void CheckLength(string prompt)
+    {
+        int kept = TemplateIds(prompt).Length - DropTokens;
+        if (kept > MaxSequenceLength)
+        {
+            throw new BadInputException("prompt", $"\"{Short(prompt)}\" is {kept} tokens with the template; the limit is {MaxSequenceLength}");
+        }
+    }
+
     /// <summary>Frees the encoder (cached prompts stay usable): GRPO encodes its prompts once, then needs the device memory.</summary>
     public void ReleaseEncoder()
     {
@@ -150,7 +171,7 @@ public sealed class QwenPromptEncoder : IPromptEncoder, IDisposable
             {
                 if (RejectOverLimit)
                 {
-                    throw new BadInputException("prompt", $"\"{Short(p)}\" is {kept} tokens with the template; the limit is {MaxSequenceLength}");
+                    CheckLength(p);
                 }
 
                 // Causal attention: the first DropTokens + MaxSequenceLength hidden states do not depend on later
