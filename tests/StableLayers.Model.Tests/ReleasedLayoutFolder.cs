@@ -42,7 +42,7 @@ internal static class ReleasedLayoutFolder
             DiffusersCheckpoint.Save(transformer, Path.Combine(dir, "transformer"), tc, ScalarType.Float32);
         }
 
-        using (var vae = new AutoencoderKLQwenImage(VaeConfig.Tiny(baseDim: 8, zDim: 4, dimMult: [1, 2])))
+        using (var vae = new AutoencoderKLQwenImage(VaeConfig.Tiny(baseDim: 4, zDim: 4, dimMult: [1, 1, 1, 1])))
         {
             DiffusersCheckpoint.Save(vae, Path.Combine(dir, "vae"), vae.Config, ScalarType.Float32);
         }
