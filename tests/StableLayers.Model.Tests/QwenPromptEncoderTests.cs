@@ -198,3 +198,34 @@ public sealed class ReleasedLayoutLoadTests
         Assert.DoesNotContain('\n', ex.Message);
     }
 }
+
+public sealed class CheckpointKeyMapTests
+{
+    [Fact]
+    public void Key_map_renames_skips_and_rejects_two_copies_of_one_tensor()
+    {
+        using var tmp = new TempDir();
+        using var scope = NewDisposeScope();
+        using var module = TorchSharp.torch.nn.Linear(3, 2);
+        var w = randn(2, 3);
+        var b = randn(2);
+        Weights.SafetensorsWriter.WriteFile(tmp.File("model.safetensors"),
+            [new("inner.weight", w), new("inner.bias", b), new("skip.me", randn(5))]);
+        static string? Map(string k) => k.StartsWith("skip.", StringComparison.Ordinal) ? null : k["inner.".Length..];
+        using (var ckpt = Weights.SafetensorsCheckpoint.Open(tmp.Path, "model"))
+        {
+            var report = ckpt.LoadInto(module, new Weights.LoadOptions { KeyMap = Map });
+            Assert.True(report.IsExact);
+            Assert.Empty(report.Unexpected);
+        }
+
+        Assert.True(module.weight!.eq(w).all().item<bool>());
+        Assert.True(module.bias!.eq(b).all().item<bool>());
+
+        Weights.SafetensorsWriter.WriteFile(tmp.File("model.safetensors"),
+            [new("inner.weight", w), new("inner.bias", b), new("other.weight", w)]);
+        using var twice = Weights.SafetensorsCheckpoint.Open(tmp.Path, "model");
+        var ex = Assert.Throws<BadInputException>(() => twice.LoadInto(module, new Weights.LoadOptions { KeyMap = k => k[(k.IndexOf('.', StringComparison.Ordinal) + 1)..] }));
+        Assert.Contains("second copy", ex.Message, StringComparison.Ordinal);
+    }
+}
