@@ -30,6 +30,7 @@ public static class StableLayersCli
             SynthCommand.Build(),
             PretrainCommand.Build(),
             DecomposeCommand.Build(),
+            EncodePromptsCommand.Build(),
             GridCommand.Build(),
             TrainCommand.Build(),
             ReportCommand.Build(),

@@ -45,6 +45,7 @@ public sealed class LayeredModel : IDisposable
         Transformer.to(target);
         Vae.to(target);
         (Prompts as nn.Module)?.to(target);
+        (Prompts as QwenPromptEncoder)?.MoveEncoder(target);
         return this;
     }
 
@@ -120,6 +121,11 @@ public sealed class LayeredModel : IDisposable
             throw new BadInputException(dir, $"not a model folder (no {IndexFile})");
         }
 
+        if (LayeredModelConfig.IsDiffusersIndex(indexPath))
+        {
+            return LoadDiffusersFolder(dir, device, dtype);
+        }
+
         var config = LayeredModelConfig.Load(indexPath);
         if (config.TextEncoder is not { } textConfig)
         {
@@ -163,6 +169,86 @@ public sealed class LayeredModel : IDisposable
             vae?.Dispose();
             text?.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The released folder layout (QwenImageLayeredPipeline): transformer/ and vae/ with their diffusers configs,
+    /// text_encoder/ holding Qwen2.5-VL (config.json model_type qwen2_5_vl, transformers checkpoint) and tokenizer/.
+    /// Prompts go through <see cref="QwenPromptEncoder"/>.
+    /// </summary>
+    private static LayeredModel LoadDiffusersFolder(string dir, ComputeDevice? device, ScalarType? dtype)
+    {
+        var config = LayeredModelConfig.LoadDiffusersFolder(dir);
+        string textDir = Path.Combine(dir, "text_encoder");
+        string textConfigPath = Path.Combine(textDir, "config.json");
+        string modelType = ReadModelType(textConfigPath);
+        if (modelType != "qwen2_5_vl")
+        {
+            throw new BadInputException(textConfigPath, $"text encoder model_type '{modelType}' is not supported (expected qwen2_5_vl)");
+        }
+
+        var textConfig = Qwen25VlTextConfig.Load(textConfigPath);
+        if (textConfig.HiddenSize != config.Transformer.JointAttentionDim)
+        {
+            throw new BadInputException(textConfigPath, $"text encoder hidden_size {textConfig.HiddenSize} must equal transformer joint_attention_dim {config.Transformer.JointAttentionDim}");
+        }
+
+        // The tokenizer and every header first: bad files fail before anything large is allocated.
+        var tokenizer = QwenTokenizer.Load(Path.Combine(dir, "tokenizer"));
+        Func<QwenImageTransformer2DModel> newTransformer = () => new QwenImageTransformer2DModel(config.Transformer);
+        Func<AutoencoderKLQwenImage> newVae = () => new AutoencoderKLQwenImage(config.Vae);
+        using var transformerFiles = SafetensorsCheckpoint.Open(Path.Combine(dir, "transformer"));
+        using var vaeFiles = SafetensorsCheckpoint.Open(Path.Combine(dir, "vae"));
+        using (var textFiles = SafetensorsCheckpoint.Open(textDir, SafetensorsCheckpoint.TransformersBaseName))
+        {
+            using var meta = ModuleAllocation.Create(() => new Qwen25VlTextEncoder(textConfig, META), META);
+            textFiles.Check(meta, strict: true, Qwen25VlTextEncoderLoader.MapKey);
+        }
+
+        CheckOnMeta(transformerFiles, newTransformer);
+        CheckOnMeta(vaeFiles, newVae);
+
+        var target = device?.Torch;
+        var options = new LoadOptions { Device = target, DType = dtype };
+        QwenImageTransformer2DModel? transformer = null;
+        AutoencoderKLQwenImage? vae = null;
+        Qwen25VlTextEncoder? text = null;
+        try
+        {
+            transformer = ModuleAllocation.Create(newTransformer, target, dtype);
+            transformerFiles.LoadInto(transformer, options);
+            vae = ModuleAllocation.Create(newVae, target, dtype);
+            vaeFiles.LoadInto(vae, options);
+            (text, _) = Qwen25VlTextEncoderLoader.Load(textDir, target ?? CPU, dtype ?? ScalarType.Float32);
+            transformer.eval();
+            vae.eval();
+            text.eval();
+            return new LayeredModel(config, transformer, vae, new QwenPromptEncoder(tokenizer, text));
+        }
+        catch
+        {
+            transformer?.Dispose();
+            vae?.Dispose();
+            text?.Dispose();
+            throw;
+        }
+    }
+
+    private static string ReadModelType(string configPath)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(configPath));
+            return doc.RootElement.TryGetProperty("model_type", out var t) ? t.GetString() ?? "" : "";
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new BadInputException(configPath, "no text encoder config (the released layout has text_encoder/config.json)");
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new BadInputException(configPath, $"malformed text encoder config ({e.Message.Split('\n')[0]})");
         }
     }
 

@@ -59,6 +59,60 @@ public sealed record LayeredModelConfig
         }
     }
 
+    /// <summary>
+    /// True if <paramref name="indexPath"/> is a diffusers pipeline index (the released model's model_index.json:
+    /// "_class_name" plus components as [library, class] pairs) rather than one of our presets.
+    /// </summary>
+    public static bool IsDiffusersIndex(string indexPath)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            return doc.RootElement.ValueKind == JsonValueKind.Object
+                && (doc.RootElement.TryGetProperty("_class_name", out _)
+                    || (doc.RootElement.TryGetProperty("transformer", out var t) && t.ValueKind == JsonValueKind.Array));
+        }
+        catch (JsonException e)
+        {
+            throw new BadInputException(indexPath, $"malformed model index ({e.Message.Split('\n')[0]})");
+        }
+    }
+
+    /// <summary>
+    /// The config of a diffusers pipeline folder (QwenImageLayeredPipeline: model_index.json lists the components;
+    /// transformer/config.json and vae/config.json hold their configs). The text encoder is not part of it: it is
+    /// the Qwen2.5-VL in text_encoder/ (see <see cref="LayeredModel.Load"/>). Resolution: the pipeline's default
+    /// bucket, 640.
+    /// </summary>
+    public static LayeredModelConfig LoadDiffusersFolder(string dir)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        var config = new LayeredModelConfig
+        {
+            Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir))),
+            Transformer = ReadComponent<TransformerConfig>(Path.Combine(dir, "transformer", "config.json")),
+            Vae = ReadComponent<VaeConfig>(Path.Combine(dir, "vae", "config.json")),
+        };
+        config.Validate(Path.Combine(dir, "model_index.json"));
+        return config;
+    }
+
+    private static T ReadComponent<T>(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(File.ReadAllText(path), JsonOptions) ?? throw new BadInputException(path, "empty component config");
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new BadInputException(path, "component config not found");
+        }
+        catch (JsonException e)
+        {
+            throw new BadInputException(path, $"malformed component config ({e.Message.Split('\n')[0]})");
+        }
+    }
+
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     public void Validate(string source)

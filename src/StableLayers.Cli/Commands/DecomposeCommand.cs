@@ -5,6 +5,7 @@ using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.Model;
 using StableLayers.Model.Inference;
+using StableLayers.Model.Text;
 
 namespace StableLayers.Cli.Commands;
 
@@ -22,7 +23,7 @@ public static class DecomposeCommand
         var sampler = new Option<string>("--sampler") { Description = "euler or heun", DefaultValueFactory = _ => "euler" };
         sampler.AcceptOnlyFromAmong("euler", "heun");
         var cfgScale = new Option<float>("--cfg") { Description = "True classifier-free guidance scale (1 = off)", DefaultValueFactory = _ => 1f };
-        var prompt = new Option<string>("--prompt") { Description = "Text prompt (the tiny model understands synth-style captions)", DefaultValueFactory = _ => string.Empty };
+        var prompt = new Option<string>("--prompt") { Description = "Text prompt (the tiny model understands synth-style captions; a released-layout folder encodes it with its Qwen2.5-VL, at most 1024 tokens)", DefaultValueFactory = _ => string.Empty };
         var seed = new Option<long>("--seed") { Description = "Noise seed of the first image; the k-th image (in the order listed, folders sorted by name) uses seed + k, so every image gets its own noise", DefaultValueFactory = _ => 0 };
         var output = new Option<DirectoryInfo>("--out") { Description = "Output folder: one sub-folder per image", Required = true };
         var lora = new Option<FileInfo?>("--lora") { Description = "LoRA adapter (.safetensors, PEFT/diffusers keys) merged into the transformer before sampling" };
@@ -66,6 +67,12 @@ public static class DecomposeCommand
             {
                 var adapter = loaded.MergeLora(loraPath);
                 parse.InvocationConfiguration.Output.WriteLine($"merged LoRA {Path.GetFileName(loraPath)} (rank {adapter.Rank}, alpha {adapter.Alpha}, {adapter.TargetModules.Count} modules)");
+            }
+
+            // The reference pipeline silently cuts a prompt over 1024 tokens; a user should know instead.
+            if (loaded.Prompts is QwenPromptEncoder qwen)
+            {
+                qwen.CheckLength(parse.GetValue(prompt) ?? string.Empty);
             }
 
             var decomposer = new LayeredDecomposer(loaded);

@@ -17,6 +17,13 @@ public sealed record LoadOptions
     /// </summary>
     public bool Strict { get; init; } = true;
 
+    /// <summary>
+    /// Maps a checkpoint tensor name to the module's state name, for checkpoints whose key layout differs from the
+    /// module's (e.g. transformers' <c>model.language_model.*</c>); returning null skips a tensor that is not part of
+    /// the module (a vision tower, an lm_head) without reporting it as unexpected. Null: names are used as they are.
+    /// </summary>
+    public Func<string, string?>? KeyMap { get; init; }
+
     internal void Validate()
     {
         if (DType is { } d && !SafetensorsDType.IsFloating(d))

@@ -127,10 +127,12 @@ public sealed class SafetensorsCheckpoint : IDisposable
     /// touches nothing, so it also works on a module built on the meta device. With <paramref name="strict"/>, any
     /// mismatch is a <see cref="BadInputException"/> naming the folder, with the problems on one line.
     /// </summary>
-    public LoadReport Check(nn.Module module, bool strict)
+    /// <param name="keyMap">Maps a checkpoint tensor name to the module's state name (null: the tensor is
+    /// deliberately not part of the module and is skipped without being reported); null keeps the names.</param>
+    public LoadReport Check(nn.Module module, bool strict, Func<string, string?>? keyMap = null)
     {
         ArgumentNullException.ThrowIfNull(module);
-        var report = Match(module.state_dict());
+        var report = Match(module.state_dict(), keyMap);
         if (strict && !report.IsExact)
         {
             throw new BadInputException(Folder, "checkpoint does not match the model: " + report.Describe());
@@ -153,7 +155,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var report = Check(module, options.Strict);
+        var report = Check(module, options.Strict, options.KeyMap);
         if (options.Device is { } device)
         {
             module.to(device);
@@ -172,10 +174,16 @@ public sealed class SafetensorsCheckpoint : IDisposable
         {
             try
             {
-                foreach (var e in file.Entries.Where(e => load.Contains(e.Name)).OrderBy(e => e.Begin))
+                foreach (var e in file.Entries.OrderBy(e => e.Begin))
                 {
+                    string? name = options.KeyMap is null ? e.Name : options.KeyMap(e.Name);
+                    if (name is null || !load.Contains(name))
+                    {
+                        continue;
+                    }
+
                     using var scope = NewDisposeScope();
-                    file.CopyTo(e.Name, targets[e.Name]);
+                    file.CopyTo(e.Name, targets[name]);
                 }
             }
             finally
@@ -266,8 +274,9 @@ public sealed class SafetensorsCheckpoint : IDisposable
         }
     }
 
-    private LoadReport Match(Dictionary<string, Tensor> targets)
+    private LoadReport Match(Dictionary<string, Tensor> targets, Func<string, string?>? keyMap)
     {
+        var matched = new HashSet<string>(StringComparer.Ordinal);
         var loaded = new List<string>();
         var unexpected = new List<string>();
         var mismatched = new List<ShapeMismatch>();
@@ -276,9 +285,19 @@ public sealed class SafetensorsCheckpoint : IDisposable
         {
             foreach (var e in file.Entries)
             {
-                if (!targets.TryGetValue(e.Name, out var t))
+                string? name = keyMap is null ? e.Name : keyMap(e.Name);
+                if (name is null)
+                {
+                    continue;
+                }
+
+                if (!targets.TryGetValue(name, out var t))
                 {
                     unexpected.Add(e.Name);
+                }
+                else if (!matched.Add(name))
+                {
+                    throw new BadInputException(file.Path, $"'{e.Name}' is a second copy of '{name}' (two key layouts in one checkpoint)");
                 }
                 else if (!t.shape.SequenceEqual(e.Shape))
                 {
@@ -291,7 +310,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
                 }
                 else
                 {
-                    loaded.Add(e.Name);
+                    loaded.Add(name);
                 }
             }
         }
@@ -299,7 +318,7 @@ public sealed class SafetensorsCheckpoint : IDisposable
         return new LoadReport
         {
             Loaded = loaded,
-            Missing = targets.Keys.Where(k => !_fileOf.ContainsKey(k)).ToList(),
+            Missing = targets.Keys.Where(k => !matched.Contains(k)).ToList(),
             Unexpected = unexpected,
             Mismatched = mismatched,
             IncompatibleTypes = incompatible,
