@@ -2,6 +2,7 @@ using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
 using StableLayers.Model.Inference;
 using StableLayers.Model.Text;
+using StableLayers.TestSupport;
 using static TorchSharp.torch;
 
 namespace StableLayers.Model.Tests;
@@ -26,12 +27,6 @@ public class BatchedDecomposeTests
         return max;
     }
 
-    private static RgbaImage Noise(int w, int h, int seed)
-    {
-        var image = new RgbaImage(w, h);
-        new Random(seed).NextBytes(image.Pixels);
-        return image;
-    }
 
     [Fact]
     public void ABatchGivesEachImageWhatItGetsAloneInInputOrderWithTrueCfg()
@@ -45,7 +40,7 @@ public class BatchedDecomposeTests
 
         // Two images share a bucket and a layer count (one batch of 2 x 2 CFG rows), one has another aspect
         // (another bucket), one another layer count: three groups, results must come back in input order.
-        RgbaImage[] inputs = [Noise(40, 40, 1), Noise(40, 40, 2), Noise(64, 24, 3), Noise(40, 40, 4)];
+        RgbaImage[] inputs = [TestImages.Noise(40, 40, 1), TestImages.Noise(40, 40, 2), TestImages.Noise(64, 24, 3), TestImages.Noise(40, 40, 4)];
         var shared = new DecomposeOptions { Steps = 3, Cfg = 2f, Prompt = "a red circle" };
         DecomposeOptions[] options =
         [
@@ -77,7 +72,7 @@ public class BatchedDecomposeTests
         using var scope = NewDisposeScope();
         using var model = LayeredModel.Create(LayeredModelTests.SmallConfig(), WordTokenizer.Build(["a red circle"]), seed: 3);
         var decomposer = new LayeredDecomposer(model);
-        RgbaImage[] inputs = [Noise(32, 32, 1), Noise(32, 32, 2)];
+        RgbaImage[] inputs = [TestImages.Noise(32, 32, 1), TestImages.Noise(32, 32, 2)];
         var o = new DecomposeOptions { Steps = 2 };
         Assert.Throws<ArgumentException>(() => decomposer.Decompose(inputs, [o, o with { Steps = 3 }]));
         Assert.Throws<ArgumentException>(() => decomposer.Decompose(inputs, [o]));

@@ -69,7 +69,7 @@ public class Bf16PipelineTests(ITestOutputHelper output)
         using var noGrad = no_grad();
         using var model = SmallModel(seed: 5);
         model.Transformer.to(ScalarType.BFloat16);
-        var image = Noise(32, 32, 7);
+        var image = TestImages.Noise(32, 32, 7);
         const int layers = 2;
         using var conditioning = LayeredConditioning.Create(model, image, layers, [Prompt]);
         var x = conditioning.InitialNoise(new Generator(seed: 1), rows: 1);
@@ -99,7 +99,7 @@ public class Bf16PipelineTests(ITestOutputHelper output)
         using var model = SmallModel(seed: 6);
         model.Transformer.to(ScalarType.BFloat16);
         Assert.Equal(ScalarType.BFloat16, model.Transformer.DType);
-        using var conditioning = LayeredConditioning.Create(model, Noise(32, 32, 8), 2, [Prompt], copies: 2);
+        using var conditioning = LayeredConditioning.Create(model, TestImages.Noise(32, 32, 8), 2, [Prompt], copies: 2);
         var schedule = conditioning.Schedule(4);
         Assert.IsType<double[]>(schedule.Sigmas);
         var x0 = conditioning.InitialNoise(new Generator(seed: 2), rows: 2);
@@ -219,10 +219,4 @@ public class Bf16PipelineTests(ITestOutputHelper output)
         return model;
     }
 
-    private static RgbaImage Noise(int w, int h, int seed)
-    {
-        var image = new RgbaImage(w, h);
-        new Random(seed).NextBytes(image.Pixels);
-        return image;
-    }
 }

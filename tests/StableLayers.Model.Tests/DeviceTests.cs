@@ -2,6 +2,7 @@ using StableLayers.Core;
 using StableLayers.Core.Imaging;
 using StableLayers.Model.Inference;
 using StableLayers.Model.Text;
+using StableLayers.TestSupport;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -35,12 +36,6 @@ public class DeviceTests
         return model;
     }
 
-    private static RgbaImage Noise(int w, int h, int seed)
-    {
-        var image = new RgbaImage(w, h);
-        new Random(seed).NextBytes(image.Pixels);
-        return image;
-    }
 
     [Fact]
     public void TheGuardCatchesATensorCreatedWithoutADevice()
@@ -65,7 +60,7 @@ public class DeviceTests
         using var scope = NewDisposeScope();
         using var model = SmallModel();
         var decomposer = new LayeredDecomposer(model);
-        RgbaImage[] inputs = [Noise(40, 40, 1), Noise(40, 40, 2), Noise(64, 24, 3)];
+        RgbaImage[] inputs = [TestImages.Noise(40, 40, 1), TestImages.Noise(40, 40, 2), TestImages.Noise(64, 24, 3)];
         var options = new DecomposeOptions { Steps = 2, Layers = 2, Cfg = 2f, Prompt = "a red circle" };
         var expected = decomposer.Decompose(inputs, [options with { Seed = 1 }, options with { Seed = 2 }, options with { Seed = 3 }]);
         foreach (var sampler in new[] { SamplerKind.Euler, SamplerKind.Heun })

@@ -24,12 +24,6 @@ public sealed class GrpoDeviceTests : IDisposable
 {
     private readonly TempDir dir = new();
 
-    private static RgbaImage Noise(int size, int seed)
-    {
-        var image = new RgbaImage(size, size);
-        new Random(seed).NextBytes(image.Pixels);
-        return image;
-    }
 
     [Theory]
     [InlineData("sum-rescale", 0.0)]
@@ -48,8 +42,8 @@ public sealed class GrpoDeviceTests : IDisposable
             long beforeSampling = HostReads.Count;
             using (new StrayTensorGuard())
             {
-                groups.Add(GroupRollout.Run(model, new TrainingImage("a", Noise(16, 1)), 2, settings, new SdeWindow(0, 2), device.Generator(7)));
-                groups.Add(GroupRollout.Run(model, new TrainingImage("b", Noise(16, 2)), 3, settings, new SdeWindow(1, 1), device.Generator(8)));
+                groups.Add(GroupRollout.Run(model, new TrainingImage("a", TestImages.Noise(16, 16, 1)), 2, settings, new SdeWindow(0, 2), device.Generator(7)));
+                groups.Add(GroupRollout.Run(model, new TrainingImage("b", TestImages.Noise(16, 16, 2)), 3, settings, new SdeWindow(1, 1), device.Generator(8)));
             }
 
             // Sampling reads the host once per group: its decoded candidates.
