@@ -64,4 +64,41 @@ public class DeviceCliTests
         Assert.Equal(2, c7);
         AssertOneLine(e7, "error: models/tiny-base: base model folder not found");
     }
+
+    [Fact]
+    public void DecomposeRunsInBfloat16CloseToFloat32AndRefusesDTypesTheDeviceCannotRun()
+    {
+        using var tmp = new TempDir();
+        string image = Path.Combine(TestData.RealPsdDev, "groups", "composite.png");
+        var (c32, _, e32) = Run("decompose", image, "--layers", "3", "--steps", "4", "--dtype", "float32", "--out", tmp.File("f32"));
+        Assert.True(c32 == 0, e32);
+        var (c16, _, e16) = Run("decompose", image, "--layers", "3", "--steps", "4", "--dtype", "bfloat16", "--out", tmp.File("bf16"));
+        Assert.True(c16 == 0, e16);
+        int maxDiff = 0;
+        long sum = 0, count = 0;
+        for (int k = 0; k < 3; k++)
+        {
+            var a = PngCodec.Read(Path.Combine(tmp.File("f32"), "composite", $"layer_{k:D2}.png"));
+            var b = PngCodec.Read(Path.Combine(tmp.File("bf16"), "composite", $"layer_{k:D2}.png"));
+            for (int i = 0; i < a.Pixels.Length; i++)
+            {
+                int d = Math.Abs(a.Pixels[i] - b.Pixels[i]);
+                maxDiff = Math.Max(maxDiff, d);
+                sum += d;
+                count++;
+            }
+        }
+
+        // bf16 weights change the result a little (the bf16-gap benchmark measures it), never wholesale.
+        Assert.True(maxDiff > 0, "bf16 gave bit-identical layers: the dtype did not reach the model");
+        Assert.True((double)sum / count < 4.0, $"mean |bf16 - fp32| = {(double)sum / count:F2}/255");
+
+        var (c, _, e) = Run("decompose", image, "--dtype", "float16", "--out", tmp.File("h"));
+        Assert.Equal(2, c);
+        AssertOneLine(e, "error: --dtype: float16 is not supported on the CPU");
+        var (c2, _, e2) = Run("decompose", image, "--dtype", "int8", "--out", tmp.File("h"));
+        Assert.Equal(2, c2);
+        AssertOneLine(e2, "error: --dtype: unknown dtype 'int8'");
+        Assert.False(Directory.Exists(tmp.File("h")));
+    }
 }

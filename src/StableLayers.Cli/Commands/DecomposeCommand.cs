@@ -9,7 +9,7 @@ using StableLayers.Model.Text;
 
 namespace StableLayers.Cli.Commands;
 
-/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] [--lora FILE] --out DIR [--format folder,ora,psd] [--device D]</c>.</summary>
+/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] [--lora FILE] --out DIR [--format folder,ora,psd] [--device D] [--dtype T]</c>.</summary>
 public static class DecomposeCommand
 {
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"];
@@ -30,9 +30,10 @@ public static class DecomposeCommand
         var format = new Option<string>("--format") { Description = "Comma-separated: folder, ora, psd", DefaultValueFactory = _ => "folder" };
         var batch = new Option<int>("--batch-size") { Description = "Images decomposed together (those sharing a size bucket and layer count run as one batch; same results as one at a time up to float rounding)", DefaultValueFactory = _ => 1 };
         var device = DeviceOption.Create();
+        var dtype = DTypeOption.Create();
         var cmd = new Command("decompose", "Decompose images into RGBA layers")
         {
-            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format, lora, batch, device,
+            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format, lora, batch, device, dtype,
         };
         cmd.SetAction(parse =>
         {
@@ -59,9 +60,10 @@ public static class DecomposeCommand
             }
 
             var computeDevice = DeviceOption.Resolve(parse, device);
+            var computeDType = DTypeOption.Resolve(parse, dtype, computeDevice);
             var jobs = ExpandInputs(parse.GetRequiredValue(inputs));
             string modelDir = parse.GetValue(model)?.FullName ?? DefaultModelDir();
-            using var loaded = LayeredModel.Load(modelDir, computeDevice);
+            using var loaded = LayeredModel.Load(modelDir, computeDevice, computeDType);
             string? loraPath = parse.GetValue(lora)?.FullName;
             if (loraPath is not null)
             {

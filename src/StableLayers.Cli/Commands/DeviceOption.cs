@@ -21,3 +21,27 @@ public static class DeviceOption
         return value is null ? null : ComputeDevice.Parse(value, Name);
     }
 }
+
+/// <summary>The <c>--dtype</c> option of the commands that load a model: the weights' compute dtype.</summary>
+public static class DTypeOption
+{
+    public const string Name = "--dtype";
+
+    public static Option<string?> Create() => new(Name)
+    {
+        Description = "Compute dtype of the weights: float32, bfloat16 or float16 (default: bfloat16 on CUDA, float32 on the CPU); latents, schedule and log-probabilities stay float32",
+    };
+
+    /// <summary>The option's dtype, checked against <paramref name="device"/>; absent: bfloat16 on CUDA (as diffusers' users run the released model), float32 on the CPU.</summary>
+    public static TorchSharp.torch.ScalarType Resolve(ParseResult parse, Option<string?> option, ComputeDevice device)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        ArgumentNullException.ThrowIfNull(device);
+        string? value = parse.GetValue(option);
+        var dtype = value is null
+            ? (device.IsCuda ? TorchSharp.torch.ScalarType.BFloat16 : TorchSharp.torch.ScalarType.Float32)
+            : ComputeDevice.ParseDType(value, Name);
+        device.CheckDType(dtype, Name);
+        return dtype;
+    }
+}

@@ -42,14 +42,18 @@ public sealed class AutoencoderKLQwenImage : VaeModule
 
     public int SpatialCompression => Config.SpatialCompression;
 
+    /// <summary>The dtype the VAE computes in (that of its parameters); inputs are cast to it, outputs returned as float32.</summary>
+    public ScalarType DType => parameters().First().dtype;
+
     /// <summary>Images [B, input_channels, H, W] in [-1,1] (H, W multiples of the compression) -> posterior mean [B, z, H/f, W/f], before normalisation.</summary>
     public Tensor EncodeMean(Tensor images)
     {
         ArgumentNullException.ThrowIfNull(images);
         CheckImages(images);
         using var scope = NewDisposeScope();
-        var moments = _quantConv.call(_encoder.call(images));
-        return moments.narrow(1, 0, Config.ZDim).MoveToOuterDisposeScope();
+        // The VAE may run in bf16 (loaded with a dtype); latents stay float32 for the schedule and SDE maths.
+        var moments = _quantConv.call(_encoder.call(images.to(DType)));
+        return moments.narrow(1, 0, Config.ZDim).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Latents [B, z, h, w] (raw, i.e. de-normalised) -> images [B, input_channels, h*f, w*f], not clamped.</summary>
@@ -62,7 +66,7 @@ public sealed class AutoencoderKLQwenImage : VaeModule
         }
 
         using var scope = NewDisposeScope();
-        return _decoder.call(_postQuantConv.call(z)).MoveToOuterDisposeScope();
+        return _decoder.call(_postQuantConv.call(z.to(DType))).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Deterministic reconstruction: Decode(EncodeMean(x)).</summary>
