@@ -110,7 +110,10 @@ public class MemoryPlanTests(ITestOutputHelper output)
             TextTokens = 32,
         };
         Measure(request with { Width = 32, Height = 32 }); // warm-up: JIT, libtorch and oneDNN one-time buffers
-        var (weights, sampling, update) = Measure(request);
+        // Other allocations in this process (GC, thread pools, finalisers) can only add to a peak, never remove from
+        // it, so the least of three measurements is the one closest to what the model itself allocates.
+        var runs = Enumerable.Range(0, 3).Select(_ => Measure(request)).ToList();
+        double weights = runs.Min(m => m.Weights), sampling = runs.Min(m => m.Sampling), update = runs.Min(m => m.Update);
         var plan = MemoryPlan.Compute(request);
         var a = plan.Activations;
         double predictedWeights = plan.TransformerWeights + plan.LoraWeights;
