@@ -1,3 +1,4 @@
+using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
 using StableLayers.Data.Synthesis;
 using StableLayers.Model;
@@ -52,7 +53,7 @@ public static class Bf16Gap
         });
 
         double latentGap = RelativeGap(final32, final16);
-        var (maxByte, meanByte) = ByteDifference(c32.Decode(final32)[0], c32.Decode(final16)[0]);
+        var (maxByte, meanByte) = ImageDiff.LayerBytes(c32.Decode(final32)[0], c32.Decode(final16)[0]);
 
         Console.WriteLine($"model {modelDir}: {input.Width}x{input.Height} synthetic input -> {bucket.Width}x{bucket.Height} bucket, {layers} layers, {steps} Euler steps, seed 0, {get_num_threads()} threads");
         Console.WriteLine("bf16 transformer (pipeline bf16 timestep) vs float32, relative gap max|a - b| / max|a|:");
@@ -68,23 +69,4 @@ public static class Bf16Gap
         return (r - other.to(ScalarType.Float64)).abs().max().item<double>() / r.abs().max().item<double>();
     }
 
-    private static (int Max, double Mean) ByteDifference(LayerStack a, LayerStack b)
-    {
-        int max = 0;
-        long sum = 0, n = 0;
-        for (int k = 0; k < a.Count; k++)
-        {
-            var pa = a[k].Pixels;
-            var pb = b[k].Pixels;
-            for (int i = 0; i < pa.Length; i++)
-            {
-                int d = Math.Abs(pa[i] - pb[i]);
-                max = Math.Max(max, d);
-                sum += d;
-                n++;
-            }
-        }
-
-        return (max, (double)sum / n);
-    }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
+using StableLayers.Model.Tests;
 using StableLayers.Model.Lora;
 using StableLayers.Model.Transformer;
 using TorchSharp;
@@ -134,8 +135,8 @@ public static class CheckpointMemory
 
         GC.Collect();
         GC.WaitForPendingFinalizers();
-        File.WriteAllText("/proc/self/clear_refs", "5");
-        double before = StatusMb("VmRSS");
+        HostMemory.ResetPeak();
+        double before = HostMemory.ResidentBytes() / 1048576.0;
         var clock = Stopwatch.StartNew();
         double gradNorm;
         using (var scope = NewDisposeScope())
@@ -147,21 +148,8 @@ public static class CheckpointMemory
         }
 
         double seconds = clock.Elapsed.TotalSeconds;
-        double peak = StatusMb("VmHWM");
+        double peak = HostMemory.PeakBytes() / 1048576.0;
         Console.WriteLine(JsonSerializer.Serialize(new Result(checkpointing, before, peak, seconds, gradNorm)));
     }
 
-    private static double StatusMb(string key)
-    {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-        {
-            if (line.StartsWith(key + ":", StringComparison.Ordinal))
-            {
-                var kb = line[(key.Length + 1)..].Trim().Split(' ')[0];
-                return long.Parse(kb, CultureInfo.InvariantCulture) / 1024.0;
-            }
-        }
-
-        throw new InvalidOperationException($"{key} not in /proc/self/status");
-    }
 }

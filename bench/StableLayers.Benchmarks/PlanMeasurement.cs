@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using StableLayers.Model.Tests;
 using StableLayers.Model.Lora;
 using StableLayers.Model.Planning;
 using StableLayers.Model.Transformer;
@@ -53,8 +54,8 @@ public static class PlanMeasurement
         var warmCase = c with { Width = 64, Heads = 2, Blocks = 1, Pixels = 32, Layers = 1, TextTokens = 4, Candidates = 1 };
         Phases(warmCase, baseline: 0, report: false);
         GC.Collect();
-        _ = Libc.MallocTrim(0);
-        Phases(c, Rss(), report: true);
+        _ = HostMemory.MallocTrim(0);
+        Phases(c, HostMemory.ResidentBytes(), report: true);
     }
 
     private static void Phases(PlanCase c, long baseline, bool report)
@@ -87,10 +88,10 @@ public static class PlanMeasurement
         var text = randn([c.Candidates, c.TextTokens, config.JointAttentionDim], generator: gen);
         var mask = ones([c.Candidates, c.TextTokens], dtype: ScalarType.Bool);
         var sigma = full([c.Candidates], 0.7f);
-        _ = Libc.MallocTrim(0);
-        long weights = Rss() - baseline - InputBytes(hidden, text, mask, sigma);
+        _ = HostMemory.MallocTrim(0);
+        long weights = HostMemory.ResidentBytes() - baseline - InputBytes(hidden, text, mask, sigma);
 
-        ResetPeak();
+        HostMemory.ResetPeak();
         var sw = Stopwatch.StartNew();
         using (var scope = NewDisposeScope())
         using (no_grad())
@@ -100,7 +101,7 @@ public static class PlanMeasurement
         }
 
         double samplingSeconds = sw.Elapsed.TotalSeconds;
-        long samplingPeak = Peak() - baseline;
+        long samplingPeak = HostMemory.PeakBytes() - baseline;
 
         long updatePeak = 0;
         double updateSeconds = 0;
@@ -108,8 +109,8 @@ public static class PlanMeasurement
         {
             var optimizer = optim.AdamW(lora.TrainableParameters(), lr: 1e-4);
             var target = randn([c.Candidates, imageTokens, config.OutputTokenChannels], generator: gen);
-            _ = Libc.MallocTrim(0);
-            ResetPeak();
+            _ = HostMemory.MallocTrim(0);
+            HostMemory.ResetPeak();
             sw.Restart();
             using (var scope = NewDisposeScope())
             {
@@ -122,7 +123,7 @@ public static class PlanMeasurement
             }
 
             updateSeconds = sw.Elapsed.TotalSeconds;
-            updatePeak = Peak() - baseline;
+            updatePeak = HostMemory.PeakBytes() - baseline;
             optimizer.Dispose();
         }
 
@@ -174,16 +175,4 @@ public static class PlanMeasurement
 
     private static long InputBytes(params Tensor[] tensors) => tensors.Sum(t => t.numel() * t.ElementSize);
 
-    private static long Rss() => StatusKb("VmRSS:") * 1024;
-
-    private static long Peak() => StatusKb("VmHWM:") * 1024;
-
-    // Writing 5 to clear_refs resets the peak resident set to the current one (Linux >= 4.0).
-    private static void ResetPeak() => File.WriteAllText("/proc/self/clear_refs", "5");
-
-    private static long StatusKb(string key)
-    {
-        string line = File.ReadLines("/proc/self/status").First(l => l.StartsWith(key, StringComparison.Ordinal));
-        return long.Parse(line[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-    }
 }

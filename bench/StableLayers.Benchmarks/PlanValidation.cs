@@ -129,10 +129,3 @@ internal static class Checkpointing
         property.SetValue(model, on);
     }
 }
-
-internal static class Libc
-{
-    /// <summary>Returns freed heap memory to the kernel, so that a phase's resident set starts from what is live.</summary>
-    [DllImport("libc", EntryPoint = "malloc_trim")]
-    internal static extern int MallocTrim(nuint pad);
-}

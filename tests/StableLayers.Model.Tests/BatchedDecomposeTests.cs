@@ -9,24 +9,6 @@ namespace StableLayers.Model.Tests;
 
 public class BatchedDecomposeTests
 {
-    private static int MaxByteDifference(LayerStack a, LayerStack b)
-    {
-        Assert.Equal(a.Count, b.Count);
-        int max = 0;
-        for (int k = 0; k < a.Count; k++)
-        {
-            var pa = a[k].Pixels;
-            var pb = b[k].Pixels;
-            Assert.Equal(pa.Length, pb.Length);
-            for (int i = 0; i < pa.Length; i++)
-            {
-                max = Math.Max(max, Math.Abs(pa[i] - pb[i]));
-            }
-        }
-
-        return max;
-    }
-
 
     [Fact]
     public void ABatchGivesEachImageWhatItGetsAloneInInputOrderWithTrueCfg()
@@ -58,12 +40,12 @@ public class BatchedDecomposeTests
             Assert.Equal(options[i].Layers, batched[i].Count);
             Assert.Equal(inputs[i].Width, batched[i].Width);
             Assert.Equal(inputs[i].Height, batched[i].Height);
-            int d = MaxByteDifference(batched[i], alone[i]);
+            int d = ImageDiff.LayerBytes(batched[i], alone[i]).Max;
             Assert.True(d <= 2, $"image {i}: batched differs from alone by up to {d}/255");
         }
 
         // The two same-size images decompose very differently, so a mix-up in the batch would have been caught above.
-        Assert.True(MaxByteDifference(alone[0], alone[1]) > 20);
+        Assert.True(ImageDiff.LayerBytes(alone[0], alone[1]).Max > 20);
     }
 
     [Fact]

@@ -161,7 +161,7 @@ public class Bf16PipelineTests(ITestOutputHelper output)
             }
         }
 
-        var (maxByte, meanByte) = ByteDifference(
+        var (maxByte, meanByte) = ImageDiff.LayerBytes(
             new LayeredDecomposer(m32).Decompose(input, options),
             new LayeredDecomposer(m16).Decompose(input, options));
         output.WriteLine($"tiny-base, bf16 transformer vs float32: output gap {velocityGap:G3}; decomposed layers max |diff| {maxByte}/255, mean {meanByte:G3}/255");
@@ -187,27 +187,6 @@ public class Bf16PipelineTests(ITestOutputHelper output)
         }
 
         return image;
-    }
-
-    private static (int Max, double Mean) ByteDifference(LayerStack a, LayerStack b)
-    {
-        Assert.Equal(a.Count, b.Count);
-        int max = 0;
-        long sum = 0, n = 0;
-        for (int k = 0; k < a.Count; k++)
-        {
-            var pa = a[k].Pixels;
-            var pb = b[k].Pixels;
-            for (int i = 0; i < pa.Length; i++)
-            {
-                int d = Math.Abs(pa[i] - pb[i]);
-                max = Math.Max(max, d);
-                sum += d;
-                n++;
-            }
-        }
-
-        return (max, (double)sum / n);
     }
 
     private static LayeredModel SmallModel(long seed)

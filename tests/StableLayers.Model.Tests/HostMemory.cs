@@ -13,6 +13,18 @@ public static class HostMemory
 {
     public static long ResidentBytes() => StatusKb("VmRSS") * 1024;
 
+    /// <summary>The kernel's high-water mark of the resident set (VmHWM) since the process started or <see cref="ResetPeak"/>.</summary>
+    public static long PeakBytes() => StatusKb("VmHWM") * 1024;
+
+    /// <summary>Resets the high-water mark to the current resident set (writing 5 to clear_refs, Linux >= 4.0); throws where refused.</summary>
+    public static void ResetPeak() => File.WriteAllText("/proc/self/clear_refs", "5");
+
+    /// <summary>Returns freed heap memory to the kernel, so that a phase's resident set starts from what is live.</summary>
+    public static int MallocTrim(nuint pad) => NativeMallocTrim(pad);
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int NativeMallocTrim(nuint pad);
+
     /// <summary>Runs <paramref name="action"/>; returns its result, the peak RSS increase over it, and how it was measured.</summary>
     public static (T Result, long PeakIncreaseBytes, string Method) MeasurePeakIncrease<T>(Func<T> action)
     {
@@ -24,7 +36,7 @@ public static class HostMemory
         {
             long before = ResidentBytes();
             var result = action();
-            return (result, StatusKb("VmHWM") * 1024 - before, "VmHWM after clear_refs");
+            return (result, PeakBytes() - before, "VmHWM after clear_refs");
         }
 
         long start = ResidentBytes();
@@ -60,7 +72,7 @@ public static class HostMemory
     {
         try
         {
-            File.WriteAllText("/proc/self/clear_refs", "5");
+            ResetPeak();
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
