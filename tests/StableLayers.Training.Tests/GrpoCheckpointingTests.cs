@@ -48,7 +48,7 @@ public class GrpoCheckpointingTests(ITestOutputHelper output)
 
         var initial = adapters.TrainableParameters().Select(p => p.detach().clone()).ToList();
         var image = TrainingImages.Synthetic(16, 2000, 2, 3).At(0);
-        using var group = GroupRollout.Run(model, image, 2, new RolloutSettings(4, 4, 1.2, SdeKind.Sde, string.Empty),
+        using var group = GrpoStep.SampleGroup(model, image, 2, new RolloutSettings(4, 4, 1.2, SdeKind.Sde, string.Empty),
             SdeWindow.Draw(4, new Random(6), 2), new Generator(seed: 7));
         IReadOnlyList<IReadOnlyList<double?>> advantages = [[1.0, -0.5, 0.25, -0.75]];
         // KL on: the LoRA-disabled reference runs between each forward and its backward.
@@ -75,7 +75,7 @@ public class GrpoCheckpointingTests(ITestOutputHelper output)
             model.Transformer.GradientCheckpointing = checkpoint;
             calls = 0;
             using var optimizer = optim.AdamW(adapters.TrainableParameters(), 1e-3, 0.9, 0.999, 1e-8, 1e-4);
-            var stats = GrpoUpdate.Run([group], advantages, adapters, optimizer, settings);
+            var stats = GrpoStep.UpdateMinibatch([group], advantages, adapters, optimizer, settings);
             var lora = adapters.TrainableParameters().Select(p => p.detach().clone()).ToList();
             // Factors that only feed the last block's unused text output have no gradient: zeros here.
             var grads = adapters.TrainableParameters().Select(p =>

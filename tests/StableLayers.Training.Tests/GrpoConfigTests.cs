@@ -12,9 +12,10 @@ public class GrpoConfigTests
         var c = GrpoConfig.Load(Path.Combine(TestData.RepoRoot, "configs", "tiny-grpo.toml"));
         Assert.Equal(8, c.Sampling.GroupSize);
         Assert.Equal(1.2, c.Sampling.NoiseLevel);
-        Assert.Equal("sum-rescale", c.Grpo.RatioMode);
+        Assert.Equal(RatioMode.SumRescale, c.Grpo.RatioMode);
+        Assert.Equal(StableLayers.Model.Schedulers.SdeKind.Sde, c.Sampling.SdeKind);
         Assert.Equal(3e-4, c.Optim.LearningRate);
-        Assert.Equal("rubric", c.Judge.Kind);
+        Assert.Equal(StableLayers.Judges.JudgeKind.Rubric, c.Judge.Kind);
         Assert.Equal("models/tiny-base", c.Model.Base);
         Assert.Null(c.Problem());
     }
@@ -22,7 +23,9 @@ public class GrpoConfigTests
     [Theory]
     [InlineData("steps = 0", "steps must be at least 1")]
     [InlineData("[sampling]\ngroup_size = 1", "group_size")]
-    [InlineData("[grpo]\nratio_mode = \"mean\"", "ratio_mode 'mean'")]
+    [InlineData("[grpo]\nratio_mode = \"mean\"", "grpo.ratio_mode 'mean' is not one of none, guard-mean, sum-rescale")]
+    [InlineData("[sampling]\nsde_kind = \"ode\"", "sampling.sde_kind 'ode' is not one of sde, cps")]
+    [InlineData("[judge]\nkind = \"gpt\"", "judge.kind 'gpt' is not one of rubric, vlm")]
     [InlineData("[grpo]\nclip_rnage = 0.1", "clip_rnage")]
     [InlineData("[sampling\ngroup_size = 4", "invalid TOML")]
     [InlineData("[judge]\nkind = \"vlm\"", "needs judge.endpoint")]

@@ -1,3 +1,4 @@
+using StableLayers.Core;
 using StableLayers.Core.Imaging;
 using StableLayers.Model;
 using StableLayers.Model.Lora;
@@ -42,8 +43,8 @@ public sealed class GrpoDeviceTests : IDisposable
             long beforeSampling = HostReads.Count;
             using (new StrayTensorGuard())
             {
-                groups.Add(GroupRollout.Run(model, new TrainingImage("a", TestImages.Noise(16, 16, 1)), 2, settings, new SdeWindow(0, 2), device.Generator(7)));
-                groups.Add(GroupRollout.Run(model, new TrainingImage("b", TestImages.Noise(16, 16, 2)), 3, settings, new SdeWindow(1, 1), device.Generator(8)));
+                groups.Add(GrpoStep.SampleGroup(model, new TrainingImage("a", TestImages.Noise(16, 16, 1)), 2, settings, new SdeWindow(0, 2), device.Generator(7)));
+                groups.Add(GrpoStep.SampleGroup(model, new TrainingImage("b", TestImages.Noise(16, 16, 2)), 3, settings, new SdeWindow(1, 1), device.Generator(8)));
             }
 
             // Sampling reads the host once per group: its decoded candidates.
@@ -51,12 +52,12 @@ public sealed class GrpoDeviceTests : IDisposable
             Assert.Equal(3, groups[0].Candidates.Count);
 
             IReadOnlyList<IReadOnlyList<double?>> advantages = [[1.0, -0.5, null], [0.3, -0.3, 0.0]];
-            var update = new UpdateSettings(RatioModes.Parse(mode), 0.5, 0.2, klBeta, StepWeight: true, GradClip: 1e-3);
+            var update = new UpdateSettings(SettingEnum.Parse<RatioMode>(mode, "mode"), 0.5, 0.2, klBeta, StepWeight: true, GradClip: 1e-3);
             long beforeUpdate = HostReads.Count;
             UpdateStats stats;
             using (new StrayTensorGuard())
             {
-                stats = GrpoUpdate.Run(groups, advantages, adapters, optimizer, update);
+                stats = GrpoStep.UpdateMinibatch(groups, advantages, adapters, optimizer, update);
             }
 
             Assert.Equal(1, HostReads.Count - beforeUpdate);
@@ -71,7 +72,7 @@ public sealed class GrpoDeviceTests : IDisposable
             // LoRA-disabled reference equals the policy (B = 0), so the loss is sum over terms of -mean(A) / |dt| / terms.
             int terms = groups.Sum(g => g.Transitions.Count);
             double expectedLoss = groups.Select((g, i) => (g, a: advantages[i].OfType<double>().Average()))
-                .SelectMany(x => x.g.Transitions.Select(t => -x.a * GrpoLoss.InverseDtWeight(t.Coefficients) / terms)).Sum();
+                .SelectMany(x => x.g.Transitions.Select(t => -x.a * GrpoStep.InverseDtWeight(t.Coefficients) / terms)).Sum();
             Assert.Equal(expectedLoss, stats.Loss, 12);
             Assert.NotEqual(0.0, stats.Loss);
             Assert.Equal(1.0, stats.RatioMean, 12);

@@ -67,7 +67,7 @@ public sealed class GrpoTrainerTests : IDisposable
 
     public GrpoTrainerTests() => modelDir = TinyRandomModel.Write(Path.Combine(dir.Path, "model"));
 
-    private static GrpoConfig Config(string ratioMode = "sum-rescale", int steps = 2, double lr = 3e-4) => new()
+    private static GrpoConfig Config(RatioMode ratioMode = RatioMode.SumRescale, int steps = 2, double lr = 3e-4) => new()
     {
         Seed = 5,
         Steps = steps,
@@ -84,10 +84,10 @@ public sealed class GrpoTrainerTests : IDisposable
         File.ReadAllLines(Path.Combine(runDir, GrpoRunFolder.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepLog>(l)!).ToList();
 
     [Theory]
-    [InlineData("sum-rescale")]
-    [InlineData("guard-mean")]
-    [InlineData("none")]
-    public async Task FirstUpdateIsExactlyOnPolicyInEveryRatioMode(string mode)
+    [InlineData(RatioMode.SumRescale)]
+    [InlineData(RatioMode.GuardMean)]
+    [InlineData(RatioMode.None)]
+    public async Task FirstUpdateIsExactlyOnPolicyInEveryRatioMode(RatioMode mode)
     {
         string run = Path.Combine(dir.Path, "run-" + mode);
         await new GrpoTrainer(Config(mode, steps: 2), modelDir, run, new BrightBackgroundJudge(), TextWriter.Null).RunAsync(resume: false);

@@ -1,13 +1,12 @@
 using System.CommandLine;
 using StableLayers.Core;
 using StableLayers.Judges;
-using StableLayers.Training.Grpo;
 
 namespace StableLayers.Cli.Commands;
 
 /// <summary>
-/// The judge options shared by <c>score</c> and <c>judge-agreement</c>. They fill a <see cref="GrpoConfig.JudgeSection"/>
-/// and the judge is built by <see cref="JudgeFactory"/>, exactly as <c>train</c> builds it from its config.
+/// The judge options shared by <c>score</c> and <c>judge-agreement</c>. They fill a <see cref="JudgeSettings"/> and the
+/// judge is built by <see cref="JudgeFactory"/> (both in StableLayers.Judges), exactly as <c>train</c> builds it from its config.
 /// </summary>
 public sealed class JudgeCliOptions
 {
@@ -25,7 +24,7 @@ public sealed class JudgeCliOptions
 
     public JudgeCliOptions()
     {
-        _judge.AcceptOnlyFromAmong("rubric", "vlm");
+        _judge.AcceptOnlyFromAmong([.. SettingEnum.Names<JudgeKind>()]);
     }
 
     public void AddTo(Command command)
@@ -38,18 +37,18 @@ public sealed class JudgeCliOptions
     }
 
     /// <summary>The judge settings from the command line; problems are <see cref="BadInputException"/>s naming the option.</summary>
-    public GrpoConfig.JudgeSection Section(ParseResult parse)
+    public JudgeSettings Section(ParseResult parse)
     {
         ArgumentNullException.ThrowIfNull(parse);
         string? endpoint = parse.GetValue(_endpoint);
-        string kind = parse.GetValue(_judge) ?? (endpoint is null ? "rubric" : "vlm");
+        var kind = parse.GetValue(_judge) is { } name ? SettingEnum.Parse<JudgeKind>(name, "--judge") : endpoint is null ? JudgeKind.Rubric : JudgeKind.Vlm;
         string? model = parse.GetValue(_model);
-        if (kind == "rubric" && (endpoint is not null || model is not null))
+        if (kind == JudgeKind.Rubric && (endpoint is not null || model is not null))
         {
             throw new BadInputException(endpoint is not null ? "--endpoint" : "--model", "only used by --judge vlm");
         }
 
-        if (kind == "vlm")
+        if (kind == JudgeKind.Vlm)
         {
             if (string.IsNullOrWhiteSpace(endpoint))
             {
@@ -86,7 +85,7 @@ public sealed class JudgeCliOptions
             throw new BadInputException("--api-key-env", "expects the NAME of an environment variable (letters, digits, _), not the key");
         }
 
-        return new GrpoConfig.JudgeSection
+        return new JudgeSettings
         {
             Kind = kind,
             Endpoint = endpoint,
@@ -102,7 +101,7 @@ public sealed class JudgeCliOptions
     }
 
     /// <summary>The judge (dispose it when it is <see cref="IDisposable"/>).</summary>
-    public IJudge Create(ParseResult parse, out GrpoConfig.JudgeSection section)
+    public IJudge Create(ParseResult parse, out JudgeSettings section)
     {
         section = Section(parse);
         return JudgeFactory.Create(section, parse.GetValue(_cache)?.FullName);

@@ -28,7 +28,7 @@ public static class TrainCommand
             var computeDevice = explicitDevice ?? ComputeDevice.Parse(cfg.Device, $"{configPath}: device");
             string run = parse.GetRequiredValue(runDir).FullName;
             string baseModel = ResolveModel(cfg.Model.Base, configPath);
-            string? imageDir = parse.GetValue(images)?.FullName ?? (cfg.Data.Source == "synth" ? null : cfg.Data.Source);
+            string? imageDir = parse.GetValue(images)?.FullName ?? cfg.Data.ImageFolder;
             var stdout = parse.InvocationConfiguration.Output;
             var judge = JudgeFactory.Create(cfg.Judge, Path.Combine(run, "judge-cache"));
             int resolution = StableLayers.Model.LayeredModelConfig.Load(Path.Combine(baseModel, StableLayers.Model.LayeredModel.IndexFile)).Resolution;

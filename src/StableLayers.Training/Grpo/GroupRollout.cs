@@ -1,5 +1,4 @@
 using StableLayers.Core.Layers;
-using StableLayers.Model;
 using StableLayers.Model.Pipeline;
 using StableLayers.Model.Schedulers;
 using static TorchSharp.torch;
@@ -12,7 +11,8 @@ namespace StableLayers.Training.Grpo;
 /// </summary>
 public sealed class GroupRollout : IDisposable
 {
-    private GroupRollout(TrainingImage image, LayeredConditioning conditioning, SdeWindow window, SdeSamplingResult sampling, IReadOnlyList<LayerStack> candidates)
+    /// <summary>Built by <see cref="GrpoStep.SampleGroup"/>; takes ownership of the conditioning and the sampling result.</summary>
+    public GroupRollout(TrainingImage image, LayeredConditioning conditioning, SdeWindow window, SdeSamplingResult sampling, IReadOnlyList<LayerStack> candidates)
     {
         Image = image;
         Conditioning = conditioning;
@@ -35,35 +35,6 @@ public sealed class GroupRollout : IDisposable
 
     public IReadOnlyList<LayerStack> Candidates { get; }
 
-    public static GroupRollout Run(LayeredModel model, TrainingImage image, int layers, RolloutSettings settings, SdeWindow window, Generator generator)
-    {
-        ArgumentNullException.ThrowIfNull(image);
-        ArgumentNullException.ThrowIfNull(settings);
-        var conditioning = LayeredConditioning.Create(model, image.Image, layers, [settings.PromptFor(image.Caption)], copies: settings.GroupSize);
-        try
-        {
-            using var scope = NewDisposeScope();
-            var noise = conditioning.InitialNoise(generator, settings.GroupSize);
-            var sampling = SdeSampling.Sample(noise, conditioning.Schedule(settings.Steps), conditioning.Velocity, window, settings.NoiseLevel, generator, settings.Kind);
-            var candidates = conditioning.Decode(sampling.Final);
-            sampling.Final.MoveToOuterDisposeScope();
-            foreach (var t in sampling.Transitions)
-            {
-                foreach (var tensor in new[] { t.X, t.XNext, t.MeanOld, t.Eps, t.LogProbOld })
-                {
-                    tensor.MoveToOuterDisposeScope();
-                }
-            }
-
-            return new GroupRollout(image, conditioning, window, sampling, candidates);
-        }
-        catch
-        {
-            conditioning.Dispose();
-            throw;
-        }
-    }
-
     public void Dispose()
     {
         Sampling.Dispose();
@@ -76,6 +47,12 @@ public sealed record RolloutSettings(int GroupSize, int Steps, double NoiseLevel
 {
     /// <summary>The config value that stands for each image's own caption (a detailed prompt; empty where there is none).</summary>
     public const string CaptionPrompt = "{caption}";
+
+    public static RolloutSettings Of(GrpoConfig.SamplingSection sampling)
+    {
+        ArgumentNullException.ThrowIfNull(sampling);
+        return new(sampling.GroupSize, sampling.Steps, sampling.NoiseLevel, sampling.SdeKind, sampling.Prompt);
+    }
 
     public string PromptFor(string? caption) => Prompt == CaptionPrompt ? caption ?? string.Empty : Prompt;
 }

@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using StableLayers.Core;
 using StableLayers.Judges;
 using StableLayers.Model;
+using StableLayers.Model.Schedulers;
 using Tomlyn;
 using Tomlyn.Model;
 
@@ -31,7 +32,7 @@ public sealed record GrpoConfig
     [JsonPropertyName("lora")] public LoraSection Lora { get; init; } = new();
     [JsonPropertyName("optim")] public OptimSection Optim { get; init; } = new();
     [JsonPropertyName("grpo")] public GrpoSection Grpo { get; init; } = new();
-    [JsonPropertyName("judge")] public JudgeSection Judge { get; init; } = new();
+    [JsonPropertyName("judge")] public JudgeSettings Judge { get; init; } = new();
     [JsonPropertyName("run")] public RunSection Run { get; init; } = new();
 
     public sealed record ModelSection
@@ -43,7 +44,13 @@ public sealed record GrpoConfig
     public sealed record DataSection
     {
         /// <summary>"synth" or a folder of unlabeled images (PNG/JPEG/WebP, any size).</summary>
-        [JsonPropertyName("source")] public string Source { get; init; } = "synth";
+        [JsonPropertyName("source")] public string Source { get; init; } = SynthSource;
+
+        /// <summary>The <see cref="Source"/> that stands for procedural designs rather than a folder.</summary>
+        public const string SynthSource = "synth";
+
+        /// <summary>The folder of training images, or null for synthetic designs.</summary>
+        [JsonIgnore] public string? ImageFolder => Source == SynthSource ? null : Source;
         [JsonPropertyName("synth_seed")] public int SynthSeed { get; init; } = 2000;
 
         /// <summary>Held-out images for periodic evaluation: synthetic designs with ground truth (seed, count).</summary>
@@ -59,8 +66,10 @@ public sealed record GrpoConfig
         [JsonPropertyName("noise_level")] public double NoiseLevel { get; init; } = 1.2;
         [JsonPropertyName("sde_window")] public int SdeWindow { get; init; } = 2;
 
-        /// <summary>"sde" (Flow-GRPO) or "cps" (coefficient-preserving).</summary>
-        [JsonPropertyName("sde_kind")] public string SdeKind { get; init; } = "sde";
+        /// <summary>sde (Flow-GRPO) or cps (coefficient-preserving).</summary>
+        [JsonPropertyName("sde_kind")]
+        [JsonConverter(typeof(SettingEnumConverter<SdeKind>))]
+        public SdeKind SdeKind { get; init; } = SdeKind.Sde;
         [JsonPropertyName("min_layers")] public int MinLayers { get; init; } = 2;
         [JsonPropertyName("max_layers")] public int MaxLayers { get; init; } = 5;
         /// <summary>The prompt for every image ("" = basic), or "{caption}" for each image's own caption (detailed; synth only).</summary>
@@ -89,8 +98,8 @@ public sealed record GrpoConfig
 
     public sealed record GrpoSection
     {
-        /// <summary>"sum-rescale" (ours), "guard-mean" (GRPO-Guard) or "none" (plain Flow-GRPO).</summary>
-        [JsonPropertyName("ratio_mode")] public string RatioMode { get; init; } = "sum-rescale";
+        /// <summary>sum-rescale (ours), guard-mean (GRPO-Guard) or none (plain Flow-GRPO).</summary>
+        [JsonPropertyName("ratio_mode")] public RatioMode RatioMode { get; init; } = RatioMode.SumRescale;
         [JsonPropertyName("rescale_exponent")] public double RescaleExponent { get; init; } = 0.5;
         [JsonPropertyName("clip_range")] public double ClipRange { get; init; } = 5e-4;
         [JsonPropertyName("global_std")] public bool GlobalStd { get; init; }
@@ -111,30 +120,6 @@ public sealed record GrpoConfig
         /// forward per trained step; the gradients are the same.
         /// </summary>
         [JsonPropertyName("gradient_checkpointing")] public bool GradientCheckpointing { get; init; }
-    }
-
-    public sealed record JudgeSection
-    {
-        /// <summary>"rubric" (offline, default) or "vlm".</summary>
-        [JsonPropertyName("kind")] public string Kind { get; init; } = "rubric";
-        [JsonPropertyName("calibrate")] public bool Calibrate { get; init; } = true;
-
-        /// <summary>Reward = weighted mean of the five criteria (missing keys weigh 1).</summary>
-        [JsonPropertyName("weights")] public RewardWeights Weights { get; init; } = RewardWeights.Equal;
-        [JsonPropertyName("endpoint")] public string? Endpoint { get; init; }
-        [JsonPropertyName("model")] public string? Model { get; init; }
-
-        /// <summary>Name of the environment variable holding the API key (never the key itself).</summary>
-        [JsonPropertyName("api_key_env")] public string? ApiKeyEnv { get; init; }
-        [JsonPropertyName("max_concurrency")] public int MaxConcurrency { get; init; } = 8;
-        [JsonPropertyName("max_retries")] public int MaxRetries { get; init; } = 4;
-
-        /// <summary>Ask for JSON-schema structured output (turn off for servers that reject response_format json_schema).</summary>
-        [JsonPropertyName("use_json_schema")] public bool UseJsonSchema { get; init; } = true;
-        [JsonPropertyName("include_recomposite")] public bool IncludeRecomposite { get; init; }
-        [JsonPropertyName("timeout_s")] public double TimeoutSeconds { get; init; } = 120;
-        [JsonPropertyName("price_in_per_million")] public double? PriceInPerMillion { get; init; }
-        [JsonPropertyName("price_out_per_million")] public double? PriceOutPerMillion { get; init; }
     }
 
     public sealed record RunSection
@@ -166,6 +151,10 @@ public sealed record GrpoConfig
         {
             throw new BadInputException(path, $"invalid TOML: {FirstLine(e.Message)}");
         }
+        catch (SettingValueException e)
+        {
+            throw new BadInputException(path, $"{e.Key} {e.Message}");
+        }
         catch (JsonException e)
         {
             throw new BadInputException(path, $"invalid config: {FirstLine(e.Message)}");
@@ -193,15 +182,12 @@ public sealed record GrpoConfig
             { Sampling.MinLayers: < 1 } => "sampling.min_layers must be at least 1",
             _ when Sampling.MaxLayers < Sampling.MinLayers => "sampling.max_layers must be >= sampling.min_layers",
             _ when Sampling.SdeWindow > Math.Max(1, Sampling.Steps / 2) => "sampling.sde_window must fit in the first half of sampling.steps",
-            _ when Sampling.SdeKind is not ("sde" or "cps") => $"sampling.sde_kind '{Sampling.SdeKind}' is not one of sde, cps",
             _ when !(Sampling.NoiseLevel >= 0) => "sampling.noise_level must be >= 0",
             { Lora.Rank: < 1 } => "lora.rank must be at least 1",
             _ when !Positive(Lora.Alpha) => "lora.alpha must be positive",
             _ when !Positive(Optim.LearningRate) => "optim.lr must be positive",
             _ when !Positive(Grpo.ClipRange) => "grpo.clip_range must be positive",
-            _ when Grpo.RatioMode is not ("sum-rescale" or "guard-mean" or "none") => $"grpo.ratio_mode '{Grpo.RatioMode}' is not one of sum-rescale, guard-mean, none",
-            _ when Judge.Kind is not ("rubric" or "vlm") => $"judge.kind '{Judge.Kind}' is not one of rubric, vlm",
-            _ when Judge.Kind == "vlm" && (string.IsNullOrWhiteSpace(Judge.Endpoint) || string.IsNullOrWhiteSpace(Judge.Model)) => "judge.kind = \"vlm\" needs judge.endpoint and judge.model",
+            _ when Judge.Problem() is { } judgeProblem => judgeProblem,
             { Grpo.Minibatches: < 1 } => "grpo.minibatches must be at least 1",
             _ when Grpo.Minibatches > Sampling.ImagesPerStep => "grpo.minibatches cannot exceed sampling.images_per_step (a mini-batch holds whole groups)",
             { Run.CheckpointEvery: < 1 } => "run.checkpoint_every must be at least 1",

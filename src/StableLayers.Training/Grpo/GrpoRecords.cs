@@ -65,3 +65,57 @@ public sealed record EvalLog
     [JsonPropertyName("layer0_inpaint_l1")] public double? Layer0InpaintL1 { get; init; }
     [JsonPropertyName("reward_mean")] public double? RewardMean { get; init; }
 }
+
+/// <summary>How <see cref="GrpoStep.Advantages"/> normalises rewards (docs/RL.md "GRPO loss").</summary>
+/// <param name="GlobalStd">Divide by the population std over all rewards of the step (the kept groups' successful candidates) instead of each group's own.</param>
+/// <param name="Clamp">Advantages are clamped to [-Clamp, Clamp].</param>
+/// <param name="Epsilon">Added to the std in the denominator.</param>
+public sealed record AdvantageOptions(bool GlobalStd = false, double Clamp = 5.0, double Epsilon = 1e-4);
+
+/// <summary>Advantages of one step's groups and the counts worth logging.</summary>
+/// <param name="Advantages">Same shape as the rewards: one value per candidate, null for a failed candidate and for every candidate of a dropped group.</param>
+/// <param name="UsedGroups">Groups with at least two successful candidates (the ones that get advantages).</param>
+/// <param name="DroppedGroups">Groups left with fewer than two successful candidates.</param>
+/// <param name="FailedCandidates">Candidates whose reward is null.</param>
+/// <param name="ZeroStdGroups">Used groups whose rewards are all equal (their advantages are exactly 0).</param>
+/// <param name="MeanGroupStd">Mean over used groups of the group's population reward std (0 when none).</param>
+public sealed record AdvantageResult(
+    IReadOnlyList<IReadOnlyList<double?>> Advantages,
+    int UsedGroups,
+    int DroppedGroups,
+    int FailedCandidates,
+    int ZeroStdGroups,
+    double MeanGroupStd)
+{
+    /// <summary>zero_std_ratio: the share of used groups with all rewards equal (0 when no group was used).</summary>
+    public double ZeroStdRatio => UsedGroups == 0 ? 0.0 : (double)ZeroStdGroups / UsedGroups;
+}
+
+/// <summary>The update's statistics for one optimizer step (ratio statistics are means over trained batches).</summary>
+public sealed record UpdateStats(
+    double Loss,
+    double RatioMean,
+    double RatioStd,
+    double LogRatioStd,
+    double ClipFraction,
+    double Kl,
+    double GradNorm,
+    int TrainedBatches,
+    int TrainedSamples,
+    bool NonFinite,
+    IReadOnlyList<double> FirstLogRatios)
+{
+    /// <summary>A step whose update was skipped because something was not finite.</summary>
+    public static UpdateStats Skipped { get; } = new(double.NaN, double.NaN, double.NaN, double.NaN, double.NaN, 0, double.NaN, 0, 0, true, []);
+}
+
+/// <summary>How the loss is formed and the gradient clipped (from <see cref="GrpoConfig.GrpoSection"/> and <see cref="GrpoConfig.OptimSection"/>).</summary>
+public sealed record UpdateSettings(RatioMode Mode, double RescaleExponent, double ClipRange, double KlBeta, bool StepWeight, double GradClip)
+{
+    public static UpdateSettings Of(GrpoConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var g = config.Grpo;
+        return new(g.RatioMode, g.RescaleExponent, g.ClipRange, g.KlBeta, g.StepWeight, config.Optim.GradClip);
+    }
+}

@@ -3,11 +3,8 @@ using StableLayers.Core;
 using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
 using StableLayers.Judges;
-using StableLayers.Metrics;
 using StableLayers.Model;
 using StableLayers.Model.Lora;
-using StableLayers.Model.Schedulers;
-using StableLayers.Model.Transformer;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -15,10 +12,11 @@ using static TorchSharp.torch;
 namespace StableLayers.Training.Grpo;
 
 /// <summary>
-/// Stable-Layers Flow-GRPO: per step, sample G candidates for each of a few unlabeled images (one layer
-/// count N per group, SDE window steps stored), judge them, turn rewards into group advantages, and take
-/// one AdamW step on the LoRA adapters. The run folder holds metrics.jsonl, eval.jsonl, grids/, the latest
-/// lora.safetensors and an atomic checkpoint; randomness depends only on (seed, step), so resume is exact.
+/// A Stable-Layers Flow-GRPO run: loads the base model, attaches (or resumes) the LoRA adapters and AdamW, and
+/// runs <see cref="GrpoStep"/> (one step of the algorithm, in the order of docs/RL.md) until the configured step,
+/// with held-out evaluations, sample grids and atomic checkpoints in between. The run folder holds metrics.jsonl,
+/// eval.jsonl, grids/, the latest lora.safetensors and the checkpoint; randomness depends only on (seed, step), so
+/// resume is exact.
 /// </summary>
 public sealed class GrpoTrainer
 {
@@ -80,10 +78,11 @@ public sealed class GrpoTrainer
         run.DropLogsAfter(state.Step);
         var images = Images ?? TrainingImages.Synthetic(model.Config.Resolution, config.Data.SynthSeed, config.Sampling.MinLayers, config.Sampling.MaxLayers);
         var heldout = new HeldoutEvaluation(model, HeldoutEvaluation.Samples(model.Config.Resolution, config.Data.HeldoutSeed, config.Data.HeldoutCount,
-            config.Sampling.MinLayers, config.Sampling.MaxLayers), config.Sampling.EvalSteps, RolloutSettingsOf(config.Sampling));
+            config.Sampling.MinLayers, config.Sampling.MaxLayers), config.Sampling.EvalSteps, RolloutSettings.Of(config.Sampling));
         log.WriteLine($"GRPO on {images.Description}: {config.Sampling.ImagesPerStep} images x {config.Sampling.GroupSize} candidates per step, "
-            + $"LoRA r{loraConfig.Rank} ({adapters.TrainableParameterCount:N0} params), ratio {config.Grpo.RatioMode}, judge {judge.Name}");
+            + $"LoRA r{loraConfig.Rank} ({adapters.TrainableParameterCount:N0} params), ratio {SettingEnum.Name(config.Grpo.RatioMode)}, judge {judge.Name}");
 
+        var grpoStep = new GrpoStep(config, judge, device, log);
         var clock = Stopwatch.StartNew();
         double secondsBefore = state.Seconds;
         int last = Math.Min(config.Steps, stopAtStep ?? int.MaxValue);
@@ -94,7 +93,8 @@ public sealed class GrpoTrainer
 
         while (state.Step < last && !cancel.IsCancellationRequested)
         {
-            var (stepLog, skipped, usage) = await StepAsync(model, adapters, optimizer, images, state.Step, cancel).ConfigureAwait(false);
+            var (stepLog, skipped, usage, groups) = await grpoStep.RunAsync(model, adapters, optimizer, images, state.Step, cancel).ConfigureAwait(false);
+            lastGroups = [.. groups];
             int inRow = stepLog.NonFinite ? state.NonFiniteInRow + 1 : 0;
             state = state with
             {
@@ -143,121 +143,7 @@ public sealed class GrpoTrainer
         return state;
     }
 
-    private async Task<(StepLog Log, int Skipped, JudgeUsage Usage)> StepAsync(
-        LayeredModel model, LoraAdapters adapters, AdamW optimizer, TrainingImages images, int step, CancellationToken cancel)
-    {
-        var s = config.Sampling;
-        var settings = RolloutSettingsOf(s);
-        var groups = new List<GroupRollout>();
-        int skipped = 0;
-        var sw = Stopwatch.StartNew();
-        try
-        {
-            for (int i = 0; i < s.ImagesPerStep; i++)
-            {
-                long position = ((long)step * s.ImagesPerStep) + i;
-                TrainingImage image;
-                try
-                {
-                    image = images.At(position);
-                }
-                catch (BadInputException e)
-                {
-                    log.WriteLine($"warning: skipped {e.Message}");
-                    skipped++;
-                    continue;
-                }
-
-                var rng = new Random(StepSeeds.ForRandom(config.Seed, step, i));
-                int layers = rng.Next(s.MinLayers, s.MaxLayers + 1);
-                var window = SdeWindow.Draw(s.Steps, rng, s.SdeWindow);
-                var generator = device.Generator(StepSeeds.ForGenerator(config.Seed, step, i));
-                groups.Add(GroupRollout.Run(model, image, layers, settings, window, generator));
-            }
-
-            double sampling = sw.Elapsed.TotalSeconds;
-            sw.Restart();
-            var judged = await Task.WhenAll(groups.Select(g =>
-                judge.JudgeAsync(new JudgeGroup($"step{step}/{g.Image.Id}", g.Image.Image, g.Candidates), cancel))).ConfigureAwait(false);
-            double judging = sw.Elapsed.TotalSeconds;
-
-            var advantages = GroupAdvantages.Compute(judged.Select(j => j.Rewards).ToList(),
-                new AdvantageOptions(config.Grpo.GlobalStd, config.Grpo.AdvantageClip));
-            sw.Restart();
-            // A policy that produces non-finite latents has diverged: its rewards mean nothing, so the step is skipped.
-            bool divergedSamples = groups.Count > 0 && AnyNonFinite(groups.Select(g => g.Sampling.Final));
-            var update = divergedSamples ? UpdateStats.Skipped : GrpoUpdate.RunMinibatches(groups, advantages.Advantages, adapters, optimizer, new UpdateSettings(
-                RatioModes.Parse(config.Grpo.RatioMode), config.Grpo.RescaleExponent, config.Grpo.ClipRange, config.Grpo.KlBeta,
-                config.Grpo.StepWeight, config.Optim.GradClip), config.Grpo.Minibatches);
-            double updating = sw.Elapsed.TotalSeconds;
-
-            var rewards = judged.SelectMany(j => j.Rewards).Where(r => r is not null).Select(r => r!.Value).ToArray();
-            var phase1 = judged.SelectMany(j => j.Candidates).Where(c => c.Phase1Reward is not null).Select(c => c.Phase1Reward!.Value).ToArray();
-            double flops = groups.Sum(g => g.Transitions.Count * 3 * TransformerFlops.Forward(model.Config.Transformer, g.Conditioning.Batch, g.Conditioning.ImageTokens, g.Conditioning.TextTokens));
-            var badLayers = groups.SelectMany(g => g.Candidates.Select(c => DecompositionEvaluator.Evaluate(g.Image.Id, c, null, g.Image.Image).BadLayers)).ToArray();
-            var stepLog = new StepLog
-            {
-                Step = step,
-                RewardMean = rewards.Length == 0 ? double.NaN : rewards.Average(),
-                RewardStd = rewards.Length == 0 ? double.NaN : GroupAdvantages.PopulationStd(rewards),
-                Phase1RewardMean = phase1.Length == 0 ? double.NaN : phase1.Average(),
-                Criteria = CriterionMeans(judged),
-                ZeroStdRatio = advantages.ZeroStdRatio,
-                TiesBefore = judged.Sum(j => j.Diagnostics.TiesBefore),
-                TiesAfter = judged.Sum(j => j.Diagnostics.TiesAfter),
-                JudgeFailures = judged.Sum(j => j.Diagnostics.Failures),
-                DroppedGroups = advantages.DroppedGroups,
-                Layers = groups.Select(g => g.Layers).ToArray(),
-                Loss = update.Loss,
-                RatioMean = update.RatioMean,
-                RatioStd = update.RatioStd,
-                LogRatioStd = update.LogRatioStd,
-                ClipFraction = update.ClipFraction,
-                Kl = update.Kl,
-                GradNorm = update.GradNorm,
-                LearningRate = config.Optim.LearningRate,
-                NonFinite = update.NonFinite,
-                BadLayersPerDecomposition = badLayers.Length == 0 ? 0 : badLayers.Average(),
-                SamplingSeconds = sampling,
-                JudgingSeconds = judging,
-                UpdateSeconds = updating,
-                UpdateGflops = update.TrainedBatches == 0 || updating <= 0 ? 0 : flops / updating / 1e9,
-                PeakRssMb = Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0),
-                FirstLogRatios = update.FirstLogRatios,
-            };
-            var usage = judged.Aggregate(JudgeUsage.None, (u, j) => u.Add(j.Diagnostics.Usage));
-            lastGroups = groups.Select(g => (g.Image.Image, g.Candidates)).ToList();
-            return (stepLog, skipped, usage);
-        }
-        finally
-        {
-            foreach (var g in groups)
-            {
-                g.Dispose();
-            }
-        }
-    }
-
     private List<(RgbaImage Input, IReadOnlyList<LayerStack> Candidates)> lastGroups = [];
-
-    /// <summary>Whether any of the tensors holds a NaN or infinity, read back in one transfer.</summary>
-    private static bool AnyNonFinite(IEnumerable<Tensor> tensors)
-    {
-        using var scope = NewDisposeScope();
-        var finite = stack(tensors.Select(t => t.isfinite().all()).ToArray()).all();
-        return !HostReads.ToArray<bool>(finite)[0];
-    }
-
-    private static RolloutSettings RolloutSettingsOf(GrpoConfig.SamplingSection s) =>
-        new(s.GroupSize, s.Steps, s.NoiseLevel, s.SdeKind == "cps" ? SdeKind.Cps : SdeKind.Sde, s.Prompt);
-
-    private static Dictionary<string, double> CriterionMeans(IEnumerable<GroupJudgement> judged)
-    {
-        var scores = judged.SelectMany(j => j.Candidates).Where(c => !c.Failed).Select(c => c.Calibrated ?? c.Phase1).OfType<CriterionScores>().ToList();
-        return scores.Count == 0
-            ? []
-            : Criteria.All.ToDictionary(Criteria.Key, c => scores.Average(s => s[c]));
-    }
 
     private async Task EvaluateAsync(HeldoutEvaluation heldout, int step, CancellationToken cancel)
     {
@@ -282,15 +168,4 @@ public static class StepSeeds
     }
 
     public static int ForRandom(long seed, int step, int index) => (int)(ForGenerator(seed, step, index) & int.MaxValue);
-}
-
-public static class RatioModes
-{
-    public static RatioMode Parse(string name) => name switch
-    {
-        "sum-rescale" => RatioMode.SumRescale,
-        "guard-mean" => RatioMode.GuardMean,
-        "none" => RatioMode.None,
-        _ => throw new ArgumentException($"unknown ratio mode '{name}'"),
-    };
 }

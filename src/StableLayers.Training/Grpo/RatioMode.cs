@@ -1,6 +1,10 @@
+using System.Text.Json.Serialization;
+using StableLayers.Core;
+
 namespace StableLayers.Training.Grpo;
 
 /// <summary>How the per-sample log importance ratio log r is formed (docs/RL.md "RatioNorm").</summary>
+[JsonConverter(typeof(SettingEnumConverter<RatioMode>))]
 public enum RatioMode
 {
     /// <summary>Plain Flow-GRPO: log r = mean_d log p_theta - mean_d log p_old (drifts below 0, vanishes at large D).</summary>
