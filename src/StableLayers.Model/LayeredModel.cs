@@ -55,8 +55,8 @@ public sealed class LayeredModel : IDisposable
         ArgumentNullException.ThrowIfNull(config);
         manual_seed(seed);
         var transformer = new QwenImageTransformer2DModel(config.Transformer);
-        // No RGBA initialisation: it exists to convert a pretrained RGB VAE; from scratch it made the tiny VAE
-        // collapse to grey (saturation 0.12 vs 0.69 after 300 steps on the same batch, bench note in the model card).
+        // No RGBA initialisation: it exists to convert a pretrained RGB VAE, and from scratch it makes the tiny VAE
+        // collapse to grey (measured in models/tiny-base/README.md).
         var vae = new AutoencoderKLQwenImage(config.Vae);
         IPromptEncoder prompts = config.TextEncoder is { } tc
             ? new TinyTextEncoder(tc, tokenizer ?? throw new ArgumentNullException(nameof(tokenizer)))

@@ -16,15 +16,12 @@ public static class DistributionCriterion
     /// layer's visible contribution) is 0 when one layer holds everything and 1 when all contribute equally. Good
     /// designs are not equal-area (a background under small objects has J ~ 0.5, a line of small text J ~ 0.1), so
     /// the criterion asks only that content is not all in one layer and that no layer is blank. Rewarding evenness
-    /// beyond that paid a GRPO policy for inflating foreground layers with invented content: among 8 samples of the
-    /// tiny base per design, full-range evenness ranked worse decompositions higher (within-design Spearman +0.41
-    /// against best-match L1, 12 designs of synth seed 3000); with the 0.1 cap the reward ranks them the right way
-    /// (-0.20) and against bad layers (-0.55). A higher cap (0.2) also paid for faint haze that lifts a small layer's
-    /// share, ranking hazed ground truth above the clean one. A blank foreground layer (coverage below 0.5%) is a
-    /// requested layer wasted. Scaling by the blank share alone was a cliff: the other criteria pay a little for
-    /// smaller, cleaner layers all the way down, and only crossing 0.5% cost anything, so a GRPO policy drifted into
-    /// blank layers (held-out bad layers 0.04 -> 0.19 in 60 steps). The fill ramp charges for shrinking from 2%
-    /// down, where a blank layer costs at least three quarters of its share. One layer, or nothing visible, scores 0.
+    /// beyond that pays a policy for inflating foreground layers with invented content, and a higher cap pays for
+    /// faint haze that lifts a small layer's share. A blank foreground layer (coverage below 0.5%) is a requested
+    /// layer wasted; scaling by the blank share alone would be a cliff (the other criteria pay a little for smaller,
+    /// cleaner layers all the way down), so the fill ramp charges for shrinking from 2% down, where a blank layer
+    /// costs at least three quarters of its share. One layer, or nothing visible, scores 0. The measurements behind
+    /// each choice are in docs/JUDGE.md ("Rubric judge implementation").
     /// </summary>
     public static DistributionTerms Measure(IReadOnlyList<LayerPlanes> planes, LayerQualityReport quality)
     {

@@ -13,8 +13,7 @@ public static class ValidityCriterion
     /// (it equals 1 - recon/0.05 to first order) stretched so that the small errors real decompositions make are
     /// not all rounded to the top bucket. It decays like 1/recon rather than exponentially: with exp(-recon/0.05) a
     /// policy whose error is already ~0.1 (the tiny base) sits on the floor, where losing fidelity costs almost no
-    /// reward, and GRPO traded reconstruction away for the other criteria (seen in a 60-step run: best-match L1
-    /// 0.085 -> 0.153 while the reward rose). Glazed layers
+    /// reward, and GRPO trades reconstruction away for the other criteria (docs/JUDGE.md). Glazed layers
     /// (washes and copies of the input, EVALUATION.md metric 4) recomposite correctly yet invent content, so each
     /// removes up to half of its share of the foreground layers.
     /// </summary>
