@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using StableLayers.Core;
+using StableLayers.Judges;
 using StableLayers.Model;
 using StableLayers.Training.Grpo;
 using StableLayers.Training.Reporting;
