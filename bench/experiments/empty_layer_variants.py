@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """For each prediction folder in SRC: DST/<name>/orig and DST/<name>/emptyK (foreground layer K made fully transparent).
-Standard library + numpy only (8-bit RGBA/RGB PNGs, as `decompose` writes them)."""
+Standard library only (8-bit RGBA/RGB PNGs, as `decompose` writes them)."""
 import glob, os, shutil, struct, sys, zlib
-import numpy as np
 
 
 def read_png(path):
