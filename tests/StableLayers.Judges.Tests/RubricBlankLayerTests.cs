@@ -6,10 +6,11 @@ using StableLayers.Metrics;
 namespace StableLayers.Judges.Tests;
 
 /// <summary>
-/// A requested layer left blank must never be worth more than a poor attempt at the object it should hold. rubric/v2
-/// averaged its per-layer terms over the layers that show something, so emptying a soft, off-colour layer removed
-/// its defects from the average and raised the reward: GRPO on photos drifted into blank layers (0.20 -> 0.35 per
-/// decomposition). These cases fail on v2.
+/// A requested layer left blank must never be worth more than a poor attempt at the object it should hold, where
+/// ground truth agrees. rubric/v2 averaged its per-layer terms over the layers that show something, so a blank layer
+/// was free there (GRPO on photos drifted into blank layers, 0.20 -> 0.35 per decomposition). The poor-vs-emptied
+/// cases also pass on v2 (its fill ramp and reconstruction term outweigh the rest on these samples) and guard the
+/// ranking; the all-blank case fails on v2, which gave an all-blank foreground a perfect matte score.
 /// </summary>
 public class RubricBlankLayerTests
 {
