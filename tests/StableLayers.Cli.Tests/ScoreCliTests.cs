@@ -55,7 +55,7 @@ public class ScoreCliTests
         var (code, stdout, err) = Run("score", Composite(id), merged, Sample(id), blanked, "--out", outFile);
         Assert.True(code == 0, err);
         using var doc = JsonDocument.Parse(File.ReadAllText(outFile));
-        Assert.Equal("rubric/v2", doc.RootElement.GetProperty("judge").GetString());
+        Assert.Equal("rubric/v3", doc.RootElement.GetProperty("judge").GetString());
         Assert.Equal(Composite(id), doc.RootElement.GetProperty("input").GetString());
         var c = Candidates(doc);
         Assert.Equal(["A", "B", "C"], c.Select(x => x.GetProperty("label").GetString()));

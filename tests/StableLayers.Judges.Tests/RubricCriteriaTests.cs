@@ -15,24 +15,24 @@ public class RubricCriteriaTests
     public void CrispOpaqueShapesAreCleanAndDefectsCountSeparately()
     {
         var clean = Rect(10, 10, 20, 20, 200, 30, 30, 255);
-        Assert.Equal(new AlphaTerms(0, 0, 0, 1), AlphaCriterion.Measure([Planes(Opaque()), Planes(clean)]));
+        Assert.Equal(new AlphaTerms(0, 0, 0, 1), Alpha(Opaque(), clean));
 
         var half = Rect(10, 10, 20, 20, 200, 30, 30, 128);
-        var t = AlphaCriterion.Measure([Planes(Opaque()), Planes(half)]);
+        var t = Alpha(Opaque(), half);
         Assert.Equal(1, t.SoftShare, 12);
         Assert.Equal(2.0 / 3, t.Score, 12);
 
         var specks = clean.Clone();
         Set(specks, 2, 2, 255);
         Set(specks, 36, 3, 255);
-        var ts = AlphaCriterion.Measure([Planes(Opaque()), Planes(specks)]);
+        var ts = Alpha(Opaque(), specks);
         Assert.Equal(2.0 / (400 + 2), ts.SpeckShare, 9); // two 1-px components against a 400-px square
         Assert.Equal(0, ts.HazeShare);
 
         var hazy = clean.Clone();
         Set(hazy, 2, 2, 5);   // far from the square: haze
         Set(hazy, 9, 15, 5);  // touching the square: an edge, not haze
-        var th = AlphaCriterion.Measure([Planes(Opaque()), Planes(hazy)]);
+        var th = Alpha(Opaque(), hazy);
         Assert.Equal(1.0 / ((S * S) - 400), th.HazeShare, 12);
         Assert.Equal(0, th.SpeckShare);
     }
@@ -43,17 +43,17 @@ public class RubricCriteriaTests
         var bg = Opaque();
         var a = Rect(5, 5, 15, 15, 10, 200, 10, 255);
         var b = Rect(22, 22, 12, 12, 10, 10, 200, 255);
-        var distinct = SeparationCriterion.Measure(Stack(bg, a, b), Planes(bg, a, b));
+        var distinct = Separation(bg, a, b);
         Assert.Equal(new SeparationTerms(0, 0, 1), distinct);
 
-        var dup = SeparationCriterion.Measure(Stack(bg, a, a), Planes(bg, a, a));
+        var dup = Separation(bg, a, a);
         Assert.Equal(0.5, dup.Redundancy, 6);   // the upper copy is wholly redundant, the lower one not at all
         Assert.Equal(0.5, dup.Overlap, 6);      // half of the foreground mass is hidden
         Assert.Equal((1 - (0.25 * 0.5)) * 0.5, dup.Score, 6);
 
         // Nothing separated: the foreground is empty.
         var empty = new RgbaImage(S, S);
-        Assert.Equal(0, SeparationCriterion.Measure(Stack(bg, empty), Planes(bg, empty)).Score);
+        Assert.Equal(0, Separation(bg, empty).Score);
     }
 
     [Fact]
@@ -182,6 +182,39 @@ public class RubricCriteriaTests
         Assert.True(v.Score < ValidityCriterion.Measure(exact, input, LayerQuality.Assess(exact, input)).Score);
     }
 
+    // rubric/v2 averaged the per-layer terms over the layers that show something, so a blank layer was free in each
+    // of them: [bg, clean square, blank] scored a perfect matte and no redundancy, and it did not count in the mean
+    // invented-colour error of a wrongly coloured square beside it. One test per term.
+    [Fact]
+    public void ABlankForegroundLayerHasTheWorstMatte()
+    {
+        var blank = new RgbaImage(S, S);
+        var a = Rect(5, 5, 15, 15, 10, 200, 10, 255);
+        Assert.Equal(1, Alpha(Opaque(), a).Score, 12);
+        Assert.Equal(0.5, Alpha(Opaque(), a, blank).Score, 12);
+    }
+
+    [Fact]
+    public void ABlankForegroundLayerIsWhollyRedundant()
+    {
+        var blank = new RgbaImage(S, S);
+        var a = Rect(5, 5, 15, 15, 10, 200, 10, 255);
+        Assert.Equal(0, Separation(Opaque(), a).Redundancy, 12);
+        Assert.Equal(0.5, Separation(Opaque(), a, blank).Redundancy, 12);
+    }
+
+    [Fact]
+    public void ABlankForegroundLayerCountsInTheInventedColourMean()
+    {
+        var bg = Opaque();
+        var fg = Rect(10, 10, 20, 20, 200, 30, 30, 255);
+        var input = LayerPlanes.RgbPlane(new LayerStack(bg, fg).FlattenOnWhite());
+        var recoloured = Rect(10, 10, 20, 20, 30, 200, 30, 255);
+        double one = ValidityCriterion.InventedColourError(Planes(bg, recoloured), input);
+        Assert.True(one > 0.3);
+        Assert.Equal(one / 2, ValidityCriterion.InventedColourError(Planes(bg, recoloured, new RgbaImage(S, S)), input), 12);
+    }
+
     [Fact]
     public void ACandidateOfTheWrongSizeIsRejected()
     {
@@ -204,6 +237,18 @@ public class RubricCriteriaTests
     }
 
     private static LayerStack Stack(params RgbaImage[] layers) => new(layers);
+
+    private static AlphaTerms Alpha(params RgbaImage[] layers)
+    {
+        var p = Planes(layers);
+        return AlphaCriterion.Measure(p, LayerQuality.Assess(p, null));
+    }
+
+    private static SeparationTerms Separation(params RgbaImage[] layers)
+    {
+        var p = Planes(layers);
+        return SeparationCriterion.Measure(Stack(layers), p, LayerQuality.Assess(p, null));
+    }
 
     private static LayerPlanes[] Planes(params RgbaImage[] layers) => layers.Select(LayerPlanes.From).ToArray();
 

@@ -7,7 +7,7 @@ namespace StableLayers.Judges.Tests;
 public class RubricJudgeTests
 {
     [Fact]
-    public void NameIsVersioned() => Assert.Equal("rubric/v2", new RubricJudge().Name);
+    public void NameIsVersioned() => Assert.Equal("rubric/v3", new RubricJudge().Name);
 
     [Fact]
     public async Task SameGroupGivesIdenticalScoresOnAnyThreadCount()

@@ -23,38 +23,48 @@ public static class AlphaCriterion
     /// <item>haze = share of the layer's transparent area (alpha &lt;= 0.1) with faint non-zero alpha and no shape
     /// pixel in its 3x3 neighbourhood: colour bleeding into transparency, as opposed to anti-aliased edges.</item>
     /// </list>
-    /// Score = 1 - mean(soft + speck + haze) / 3: the clean share minus the two penalties, weighted equally so the
-    /// value stays in [0, 1] and every term still ranks candidates when another one is already at its worst.
+    /// Per layer, clean = 1 - (soft + speck + haze) / 3: the clean share minus the two penalties, weighted equally so
+    /// the value stays in [0, 1] and every term still ranks candidates when another one is already at its worst.
+    /// Score = mean clean over all requested foreground layers, where a blank or glazed layer (EVALUATION.md metrics
+    /// 3 and 4) scores 0: it has no matte worth the name. Averaging over the non-empty layers only (rubric/v2) let
+    /// a layer escape its soft, specked matte by vanishing, and GRPO on real photos, where the base's mattes are
+    /// soft everywhere, raised blank layers 0.20 -> 0.35 per decomposition. The terms (soft, speck, haze) stay the
+    /// means over the layers that show something, for reports.
     /// </summary>
-    public static AlphaTerms Measure(IReadOnlyList<LayerPlanes> planes)
+    public static AlphaTerms Measure(IReadOnlyList<LayerPlanes> planes, LayerQualityReport quality)
     {
         ArgumentNullException.ThrowIfNull(planes);
+        ArgumentNullException.ThrowIfNull(quality);
         int first = planes.Count > 1 ? 1 : 0;
-        double soft = 0, speck = 0, haze = 0;
+        double soft = 0, speck = 0, haze = 0, clean = 0;
         int counted = 0;
         for (int k = first; k < planes.Count; k++)
         {
             var layer = planes[k];
             if (!layer.AlphaBytes.AsSpan().ContainsAnyExcept((byte)0))
             {
-                continue; // a blank layer has no matte to judge; feature distribution counts it
+                continue; // nothing to measure; scores 0 below when it is a foreground layer
             }
 
-            soft += SoftShare(layer);
-            speck += SpeckShare(layer);
-            haze += HazeShare(layer);
+            double s = SoftShare(layer), p = SpeckShare(layer), z = HazeShare(layer);
+            soft += s;
+            speck += p;
+            haze += z;
             counted++;
+            var defect = quality.Layers[k];
+            if (k == 0 || !(defect.Blank || defect.Glazed))
+            {
+                clean += 1 - ((s + p + z) / 3);
+            }
         }
 
         if (counted == 0)
         {
-            return new AlphaTerms(0, 0, 0, 1);
+            return new AlphaTerms(0, 0, 0, first == 0 ? 1 : 0);
         }
 
-        soft /= counted;
-        speck /= counted;
-        haze /= counted;
-        return new AlphaTerms(soft, speck, haze, Math.Clamp(1 - ((soft + speck + haze) / 3), 0, 1));
+        int requested = planes.Count - first;
+        return new AlphaTerms(soft / counted, speck / counted, haze / counted, Math.Clamp(clean / requested, 0, 1));
     }
 
     /// <summary>Share of the alpha values above 0.05 that are below 0.95.</summary>

@@ -35,8 +35,8 @@ public static class RubricCriteria
         var planes = candidate.Images.Select(LayerPlanes.From).ToArray();
         var quality = LayerQuality.Assess(planes, inputOnWhite);
         return new RubricBreakdown(
-            SeparationCriterion.Measure(candidate, planes),
-            AlphaCriterion.Measure(planes),
+            SeparationCriterion.Measure(candidate, planes, quality),
+            AlphaCriterion.Measure(planes, quality),
             BackgroundCriterion.Measure(planes, inputOnWhite),
             DistributionCriterion.Measure(planes, quality),
             ValidityCriterion.Measure(planes, inputOnWhite, quality));

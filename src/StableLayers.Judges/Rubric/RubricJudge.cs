@@ -12,8 +12,8 @@ namespace StableLayers.Judges.Rubric;
 /// </summary>
 public sealed class RubricJudge : IJudge
 {
-    /// <summary>v2: feature distribution scales by how filled each foreground layer is, not by the blank share alone.</summary>
-    public const string JudgeName = "rubric/v2";
+    /// <summary>v3: a blank or glazed foreground layer scores 0 in the per-layer terms (matte, separation) and counts in the invented-colour mean, so emptying a poor layer never pays.</summary>
+    public const string JudgeName = "rubric/v3";
 
     /// <param name="options">Calibration and reward weights; defaults to <see cref="JudgeOptions"/>' defaults.</param>
     /// <param name="maxDegreeOfParallelism">Candidates measured at once (1 = on the calling thread; results do not depend on it).</param>

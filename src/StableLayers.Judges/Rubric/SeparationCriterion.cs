@@ -14,17 +14,20 @@ public static class SeparationCriterion
     /// <para>Redundancy: a foreground pixel is redundant when its colour matches what the layers below already
     /// show there (weighted by its alpha and the alpha below); a layer that duplicates another layer, the whole
     /// input (a glazed copy) or content left in the background is largely redundant, while a real object differs
-    /// from what lies behind it. Averaged over non-empty foreground layers, so it reads as "the share of layers
-    /// that are duplicates".</para>
+    /// from what lies behind it. Averaged over all requested foreground layers, so it reads as "the share of layers
+    /// that are duplicates"; a blank or glazed layer (EVALUATION.md metrics 3 and 4) holds no object of its own and
+    /// counts as wholly redundant. Averaging over the non-empty layers only (rubric/v2) made a layer that repeated
+    /// some of the background cheaper to empty than to keep.</para>
     /// <para>Overlap: the share of foreground alpha mass hidden under foreground layers above it, i.e. content
     /// nobody sees in the input and that the decomposition had to invent or split; weighted lightly.</para>
     /// <para>A candidate whose foreground layers are all empty separated nothing (everything stayed in one layer)
     /// and scores 0, as does a single-layer candidate.</para>
     /// </summary>
-    public static SeparationTerms Measure(LayerStack stack, IReadOnlyList<LayerPlanes> planes)
+    public static SeparationTerms Measure(LayerStack stack, IReadOnlyList<LayerPlanes> planes, LayerQualityReport quality)
     {
         ArgumentNullException.ThrowIfNull(stack);
         ArgumentNullException.ThrowIfNull(planes);
+        ArgumentNullException.ThrowIfNull(quality);
         int n = planes.Count;
         int pixels = planes[0].PixelCount;
         if (n < 2)
@@ -77,8 +80,12 @@ public static class SeparationCriterion
             mass[k] = m;
             if (k > 0 && m > 0)
             {
-                redundancySum += redundant / m;
                 nonEmpty++;
+                redundancySum += quality.Layers[k].Blank || quality.Layers[k].Glazed ? 1 : redundant / m;
+            }
+            else if (k > 0)
+            {
+                redundancySum += 1;
             }
         }
 
@@ -110,7 +117,7 @@ public static class SeparationCriterion
         }
 
         double overlap = hidden / fgMass;
-        double redundancy = redundancySum / nonEmpty;
+        double redundancy = redundancySum / (n - 1);
         double score = (1 - (OverlapWeight * overlap)) * (1 - redundancy);
         return new SeparationTerms(overlap, redundancy, Math.Clamp(score, 0, 1));
     }

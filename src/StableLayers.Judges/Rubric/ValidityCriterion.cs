@@ -41,6 +41,9 @@ public static class ValidityCriterion
     /// the input over the pixels it alone makes in the composite (visible alpha at least 0.98), averaged over the
     /// layers that make any. The canvas-wide reconstruction error dilutes a wrong object by the area of the
     /// correct background around it; this does not, so a large invented blob costs as much as it is wrong.
+    /// The mean is over all requested foreground layers, a layer that makes nothing counting as error 0 (it invents
+    /// nothing): averaged over the visible layers only (rubric/v2), emptying the worst layer lowered the mean error
+    /// of the rest, so a policy was paid for turning a poor layer into a blank one.
     /// </summary>
     public static double InventedColourError(IReadOnlyList<LayerPlanes> planes, float[] inputOnWhite)
     {
@@ -94,6 +97,6 @@ public static class ValidityCriterion
             }
         }
 
-        return counted == 0 ? 0 : sum / counted;
+        return counted == 0 ? 0 : sum / (planes.Count - 1);
     }
 }
