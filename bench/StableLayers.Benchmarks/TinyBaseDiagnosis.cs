@@ -21,6 +21,7 @@ namespace StableLayers.Benchmarks;
 /// network denoises at each noise level; at s = 1 it sees noise only);</item>
 /// <item>full sampling: `decompose` with 20 Euler steps (what the eval reports).</item>
 /// </list>
+/// STEPS = 0 leaves out the full-sampling row (bench/experiments/eval_tiny_base.sh measures it too).
 /// A large gap between "one step at 0.5" and "sampling" means sampling from high noise is what fails.
 /// </summary>
 public static class TinyBaseDiagnosis
@@ -45,6 +46,11 @@ public static class TinyBaseDiagnosis
         {
             Row($"one step at sigma {sigma:F2}", designs.Select((d, k) => (d, k)).ToList(),
                 x => Back(OneStep(model, Shrink(x.d.Stack, side), sigma, x.k), x.d.Stack));
+        }
+
+        if (steps < 1)
+        {
+            return;
         }
 
         var decomposer = new LayeredDecomposer(model);
