@@ -47,13 +47,19 @@ public static class PretrainCheckpoint
         return File.Exists(Path.Combine(PathIn(runDir), "state.json"));
     }
 
-    public static void Save(string runDir, LayeredModel model, TorchSharp.Modules.AdamW optimizer, PretrainState state)
+    /// <summary>The averaged weights of the transformer stage (a full model folder), while that stage runs with an average.</summary>
+    public static string AveragePathIn(string runDir) => Path.Combine(PathIn(runDir), "ema");
+
+    public static bool HasAverage(string runDir) => File.Exists(Path.Combine(AveragePathIn(runDir), LayeredModel.IndexFile));
+
+    public static void Save(string runDir, LayeredModel model, TorchSharp.Modules.AdamW optimizer, PretrainState state, ParameterEma? average = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(optimizer);
         CheckpointFolder.Write(PathIn(runDir), tmp =>
         {
             model.Save(Path.Combine(tmp, "model"));
+            average?.WithAverage(() => model.Save(Path.Combine(tmp, "ema")));
             CheckpointFolder.SaveOptimizer(Path.Combine(tmp, "optimizer.bin"), optimizer);
             CheckpointFolder.WriteJson(Path.Combine(tmp, "state.json"), state, JsonOptions);
         });

@@ -166,12 +166,20 @@ public sealed class TinyPretrainer
             PretrainCheckpoint.LoadOptimizer(runDir, opt);
         }
 
+        // The average starts from the weights this stage starts from (or, resuming, from the saved average).
+        using var ema = settings.EmaDecay > 0 ? new ParameterEma(TrainedParameters(model), settings.EmaDecay) : null;
+        if (ema is not null && resume && state.Step > 0 && PretrainCheckpoint.HasAverage(runDir))
+        {
+            using var saved = LayeredModel.Load(PretrainCheckpoint.AveragePathIn(runDir), Device);
+            ema.Load(TrainedParameters(saved));
+        }
+
         var batches = new SynthBatches(synth, settings.BatchSize);
         for (int step = state.Step; step < settings.TransformerSteps; step++)
         {
             if (budget-- <= 0 || cancel.IsCancellationRequested)
             {
-                return Checkpoint(model, opt, state with { Step = step, Seconds = Elapsed });
+                return Checkpoint(model, opt, state with { Step = step, Seconds = Elapsed }, ema);
             }
 
             SetLr(opt, settings.LearningRate, step, settings.TransformerSteps, settings.WarmupSteps);
@@ -185,17 +193,20 @@ public sealed class TinyPretrainer
                 l.backward();
                 GradientClipping.ClipTotalNorm(transformer.parameters().Concat(text.parameters()), settings.GradClip);
                 opt.step();
+                ema?.Update();
                 loss = HostReads.ToArray<float>(l)[0];
             }
 
             state.TransformerLosses.Add([step, loss]);
             Report("transformer", step, settings.TransformerSteps, loss);
-            if ((step + 1) % settings.CheckpointEvery == 0 || step + 1 == settings.TransformerSteps)
+            if ((step + 1) % settings.CheckpointEvery == 0 && step + 1 < settings.TransformerSteps)
             {
-                state = Checkpoint(model, opt, state with { Step = step + 1, Seconds = Elapsed });
+                state = Checkpoint(model, opt, state with { Step = step + 1, Seconds = Elapsed }, ema);
             }
         }
 
+        // The finished transformer is the average; the stages after it and the exported model use it.
+        ema?.CopyToParameters();
         string next = settings.DecoderSteps > 0 ? PretrainStages.Decoder : PretrainStages.Done;
         if (next == PretrainStages.Decoder)
         {
@@ -241,7 +252,7 @@ public sealed class TinyPretrainer
                 }
 
                 opt.zero_grad();
-                var l = nn.functional.l1_loss(vae.Decode(z), images);
+                var l = DecoderLoss(vae.Decode(z), images);
                 l.backward();
                 GradientClipping.ClipTotalNorm(DecoderParameters(model), settings.GradClip);
                 opt.step();
@@ -257,6 +268,26 @@ public sealed class TinyPretrainer
         }
 
         return Checkpoint(model, opt, state with { Stage = PretrainStages.Done, Step = settings.DecoderSteps, Seconds = Elapsed });
+    }
+
+    /// <summary>
+    /// L1 of the raw RGBA plus L1 of each layer composited on white and on black, as the evaluation compares layers
+    /// (docs/EVALUATION.md): the colour under transparent pixels costs little there, alpha errors cost what they cost
+    /// a composite. Images in [-1, 1], [B, 4, H, W].
+    /// </summary>
+    public static Tensor DecoderLoss(Tensor recon, Tensor images)
+    {
+        ArgumentNullException.ThrowIfNull(recon);
+        ArgumentNullException.ThrowIfNull(images);
+        var p = ((recon + 1) / 2).clamp(0, 1);
+        var g = (images + 1) / 2;
+        var pa = p.narrow(1, 3, 1);
+        var ga = g.narrow(1, 3, 1);
+        var onBlackP = p.narrow(1, 0, 3) * pa;
+        var onBlackG = g.narrow(1, 0, 3) * ga;
+        return nn.functional.l1_loss(recon, images)
+            + nn.functional.l1_loss(onBlackP, onBlackG)
+            + nn.functional.l1_loss(onBlackP + 1 - pa, onBlackG + 1 - ga);
     }
 
     private static IEnumerable<TorchSharp.Modules.Parameter> DecoderParameters(LayeredModel model) =>
@@ -281,7 +312,7 @@ public sealed class TinyPretrainer
         }
 
         int c = (int)x0.shape[2], h = (int)x0.shape[3], w = (int)x0.shape[4];
-        var sigma = sigmoid((randn([b], device: device, generator: gen) * (float)settings.LogitStd) + (float)settings.LogitMean);
+        var sigma = SampleSigma(b, device, gen);
         var noise = randn(x0.shape, device: device, generator: gen);
         var s = sigma.view(b, 1, 1, 1, 1);
         var xt = ((1 - s) * x0) + (s * noise);
@@ -299,8 +330,26 @@ public sealed class TinyPretrainer
         return nn.functional.mse_loss(v, target);
     }
 
+    /// <summary>
+    /// Training noise levels: logit-normal, except that a <see cref="PretrainSettings.HighNoiseShare"/> of the batch is
+    /// uniform on [high_noise_min, 1] (both draws are made for every sample, so the stream of random numbers does not
+    /// depend on the share).
+    /// </summary>
+    public Tensor SampleSigma(int b, Device device, Generator gen)
+    {
+        var logitNormal = sigmoid((randn([b], device: device, generator: gen) * (float)settings.LogitStd) + (float)settings.LogitMean);
+        if (settings.HighNoiseShare <= 0)
+        {
+            return logitNormal;
+        }
+
+        var high = (float)settings.HighNoiseMin + ((1f - (float)settings.HighNoiseMin) * rand([b], device: device, generator: gen));
+        var pick = rand([b], device: device, generator: gen) < settings.HighNoiseShare;
+        return where(pick, high, logitNormal);
+    }
+
     private AdamW TransformerOptimizer(LayeredModel model) =>
-        optim.AdamW(model.Transformer.parameters().Concat(((TinyTextEncoder)model.Prompts).parameters()), lr: settings.LearningRate, weight_decay: settings.WeightDecay);
+        optim.AdamW(TrainedParameters(model), lr: settings.LearningRate, weight_decay: settings.WeightDecay);
 
     private static (double[] Mean, double[] Std) LatentStatistics(LayeredModel model, SynthOptions synth, ComputeDevice device)
     {
@@ -335,11 +384,14 @@ public sealed class TinyPretrainer
         }
     }
 
-    private PretrainState Checkpoint(LayeredModel model, AdamW opt, PretrainState state)
+    private PretrainState Checkpoint(LayeredModel model, AdamW opt, PretrainState state, ParameterEma? ema = null)
     {
-        PretrainCheckpoint.Save(runDir, model, opt, state);
+        PretrainCheckpoint.Save(runDir, model, opt, state, ema);
         return state;
     }
+
+    private static IEnumerable<TorchSharp.Modules.Parameter> TrainedParameters(LayeredModel model) =>
+        model.Transformer.parameters().Concat(((TinyTextEncoder)model.Prompts).parameters());
 
     private void Report(string stage, int step, int total, double loss)
     {
