@@ -8,9 +8,12 @@
 #   bench/experiments/unlabeled_protocol.sh RUN_DIR                 # a `train` run: its LoRA and base; writes
 #                                                                   # RUN_DIR/unlabeled and re-writes its report.html
 #   bench/experiments/unlabeled_protocol.sh LORA OUT_DIR [MODEL_DIR] # any LoRA (default base: models/tiny-base)
+# PHOTOS=DIR and STEPS=N (default samples/photos-dev, 20) change the inputs and sampling steps, for smoke runs only:
+# the protocol's numbers are those of the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 photos=${PHOTOS:-samples/photos-dev}
+steps=${STEPS:-20}
 if [ -d "$1" ]; then
   run=$1
   lora=$run/lora.safetensors
@@ -36,7 +39,7 @@ for side in base tuned; do
       [ $((k % 4)) -eq $((n - 2)) ] && group+=("${images[$k]}")
     done
     # Seed 1000*N + j for the j-th photo of the group: the same noise for base and tuned, a different draw per photo.
-    $sl decompose "${group[@]}" --model "$model" --layers "$n" --steps 20 --seed $((1000 * n)) --batch-size 12 \
+    $sl decompose "${group[@]}" --model "$model" --layers "$n" --steps "$steps" --seed $((1000 * n)) --batch-size 12 \
       --out "$out/$side/pred" "${extra[@]}" >/dev/null
   done
 done

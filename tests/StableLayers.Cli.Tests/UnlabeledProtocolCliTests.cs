@@ -30,7 +30,7 @@ public class UnlabeledProtocolCliTests
             var stack = gen.Generate(i).Stack;
             var input = stack.FlattenOnWhite();
             LayeredFolder.Write(Path.Combine(tmp.File("base"), $"p{i}"), stack, input: input);
-            var tuned = i % 2 == 0 ? new LayerStack(stack.Images.Take(2).Append(new RgbaImage(48, 48)).ToList()) : stack;
+            var tuned = i % 2 == 0 ? new LayerStack(stack.Images.Take(2).Append(new RgbaImage(48, 48)).ToArray()) : stack;
             LayeredFolder.Write(Path.Combine(tmp.File("tuned"), $"p{i}"), tuned, input: input);
         }
 
