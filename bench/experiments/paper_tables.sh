@@ -43,5 +43,8 @@ for run in default phase1-only guard-mean ratio-none detailed; do
   evaluate "$run" --lora "$out/$run/lora.safetensors"
 done
 
+# The unlabeled protocol (real photos, N cycling 2..5) for the default run's LoRA.
+bench/experiments/unlabeled_protocol.sh "$out/default/lora.safetensors" "$out/unlabeled"
+
 python3 bench/experiments/results_md.py "$out" "$steps" > docs/RESULTS.md
 echo "wrote docs/RESULTS.md from $out"

@@ -166,6 +166,11 @@ for name in ["base", "default"]:
     print(f"| {name} | {rgb} | {iou} |")
 print()
 
+if (out / "unlabeled" / "paired.json").exists():
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from unlabeled_md import section
+    print(section(out / "unlabeled", f"bench/experiments/unlabeled_protocol.sh {out}/default/lora.safetensors {out}/unlabeled"))
+
 print("## Targets (issue 6) and whether they are met\n")
 if base_h and tuned_h:
     bb, tt = base_h["aggregate"]["all"], tuned_h["aggregate"]["all"]

@@ -57,6 +57,17 @@ public sealed record SampleMetrics
     [JsonPropertyName("recon_l1")]
     public double? ReconL1 { get; init; }
 
+    /// <summary>The judge's reward for this decomposition judged on its own (<c>eval --judge</c>); null when not judged or the judgement failed.</summary>
+    [JsonPropertyName("judge_reward")]
+    public double? JudgeReward { get; init; }
+
+    /// <summary>
+    /// The judge's background-inpainting criterion in [0, 1] (calibrated when the judge calibrates, else phase 1): the
+    /// layer-0 inpainting measure of the unlabeled protocol, where no ground-truth background exists.
+    /// </summary>
+    [JsonPropertyName("judge_background_inpainting")]
+    public double? JudgeBackgroundInpainting { get; init; }
+
     /// <summary>The scalar metrics by their metrics.json name, for aggregation (arrays are expanded by index).</summary>
     public IEnumerable<(string Name, double? Value)> Scalars()
     {
@@ -88,5 +99,7 @@ public sealed record SampleMetrics
         yield return ("layer0_ssim", Layer0Ssim);
         yield return ("layer0_inpaint_l1", Layer0InpaintL1);
         yield return ("recon_l1", ReconL1);
+        yield return ("judge_reward", JudgeReward);
+        yield return ("judge_background_inpainting", JudgeBackgroundInpainting);
     }
 }

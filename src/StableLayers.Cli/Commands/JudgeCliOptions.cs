@@ -36,6 +36,13 @@ public sealed class JudgeCliOptions
         }
     }
 
+    /// <summary>True when the command line names a judge (<c>--judge</c> or <c>--endpoint</c>), for commands where judging is optional.</summary>
+    public bool Requested(ParseResult parse)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        return parse.GetValue(_judge) is not null || parse.GetValue(_endpoint) is not null;
+    }
+
     /// <summary>The judge settings from the command line; problems are <see cref="BadInputException"/>s naming the option.</summary>
     public JudgeSettings Section(ParseResult parse)
     {

@@ -82,6 +82,7 @@ public static class MarkdownReport
     [
         "best_match_l1", "layerd_rgb_l1_e0", "layerd_alpha_iou_e0", "layerd_rgb_l1_e5", "layerd_alpha_iou_e5",
         "bad_layers", "blank", "glazed", "artifact", "degenerate_bg", "evenness", "layer0_ssim", "layer0_inpaint_l1", "recon_l1",
+        "judge_reward", "judge_background_inpainting",
     ];
 
     public static string Render(EvalReport report)

@@ -3,18 +3,28 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using StableLayers.Core;
+using StableLayers.Metrics.Evaluation;
 using StableLayers.Training.Grpo;
 
 namespace StableLayers.Training.Reporting;
 
 /// <summary>
-/// report.html for a GRPO run folder: reward, bad-layer and ratio/clip curves, the held-out evaluation of the
-/// base (step 0) against the tuned policy (last evaluation) by layer count, and the same held-out inputs
-/// decomposed before and after. Images are embedded, so the page opens offline and can be mailed around.
+/// report.html for a GRPO run folder: reward, bad-layer and ratio/clip curves, both evaluation protocols of the
+/// base against the tuned policy (labeled: held-out synthetic designs with ground truth, step 0 vs the last
+/// evaluation, by layer count; unlabeled: real photos at requested layer counts 2..5, paired intervals, from
+/// <c>bench/experiments/unlabeled_protocol.sh</c>), and the same inputs decomposed before and after. Images are
+/// embedded, so the page opens offline and can be mailed around.
 /// </summary>
 public static class RunReport
 {
     public const string FileName = "report.html";
+
+    /// <summary>Where the unlabeled protocol leaves its results in a run folder: paired.json and the two grids.</summary>
+    public const string UnlabeledFolder = "unlabeled";
+
+    public const string UnlabeledBaseGrid = "grid_base.png";
+
+    public const string UnlabeledTunedGrid = "grid_tuned.png";
 
     public static string Write(string runDir)
     {
@@ -35,6 +45,7 @@ public static class RunReport
 
         html.Append(".</p>");
         AppendEvaluation(html, evals);
+        AppendUnlabeled(html, runDir);
         if (steps.Count > 0)
         {
             AppendCurves(html, steps, evals);
@@ -50,7 +61,7 @@ public static class RunReport
 
     private static void AppendEvaluation(StringBuilder html, IReadOnlyList<EvalLog> evals)
     {
-        html.Append("<h2>Held-out evaluation: base vs tuned</h2>");
+        html.Append("<h2>Labeled protocol: held-out designs with ground truth, base vs tuned</h2>");
         if (evals.Count < 1)
         {
             html.Append("<p>No evaluation was run (data.heldout_count = 0 or run.eval_every = 0).</p>");
@@ -83,6 +94,66 @@ public static class RunReport
         Row("layer-0 inpainting L1", b.Layer0InpaintL1, t.Layer0InpaintL1);
         Row("judge reward", b.RewardMean, t.RewardMean, higherIsBetter: true);
         html.Append("</table>");
+    }
+
+    private static void AppendUnlabeled(StringBuilder html, string runDir)
+    {
+        html.Append("<h2>Unlabeled protocol: real photos, base vs tuned</h2>");
+        string dir = Path.Combine(runDir, UnlabeledFolder);
+        string path = Path.Combine(dir, PairedReport.FileName);
+        if (!File.Exists(path))
+        {
+            html.Append(CultureInfo.InvariantCulture, $"<p>Not run for this run yet: <code>bench/experiments/unlabeled_protocol.sh {Enc(runDir)}</code> decomposes the photos of <code>samples/photos-dev</code> with the base and the tuned LoRA and writes <code>{UnlabeledFolder}/{PairedReport.FileName}</code>; then <code>stable-layers report --run-dir {Enc(runDir)}</code> shows it here.</p>");
+            return;
+        }
+
+        PairedReport paired;
+        try
+        {
+            paired = PairedReport.Read(path);
+        }
+        catch (BadInputException e)
+        {
+            html.Append("<p>Could not read the unlabeled results: ").Append(Enc(e.Message)).Append("</p>");
+            return;
+        }
+
+        html.Append(CultureInfo.InvariantCulture, $"<p>{paired.Pairs} real photos without ground truth, each decomposed by both models with the same seed at a requested layer count cycling 2..5 (docs/EVALUATION.md, \"Unlabeled protocol\"). Change = tuned - base with its paired 95% bootstrap interval; green or red only when the interval excludes 0. ↑ marks higher is better.</p>");
+        html.Append("<table><tr><th>metric</th><th>n</th><th>base</th><th>tuned</th><th>change [95% CI]</th></tr>");
+        void Row(string label, bool higher, PairedDifference d)
+        {
+            bool sure = d.Ci95[0] > 0 || d.Ci95[1] < 0;
+            bool better = sure && (higher ? d.Difference > 0 : d.Difference < 0);
+            string cls = !sure ? "" : better ? "better" : "worse";
+            html.Append(CultureInfo.InvariantCulture, $"<tr><td>{Enc(label)}{(higher ? " ↑" : "")}</td><td>{d.Pairs}</td><td>{d.Base:F4}</td><td>{d.Tuned:F4}</td><td class=\"{cls}\">{Enc(PairedReport.FormatDifference(d))}</td></tr>");
+        }
+
+        foreach (var (key, label, higher) in PairedReport.Headline)
+        {
+            if (paired.All.TryGetValue(key, out var d))
+            {
+                Row(label, higher, d);
+            }
+        }
+
+        foreach (var (n, set) in paired.ByLayers.OrderBy(kv => int.Parse(kv.Key, CultureInfo.InvariantCulture)))
+        {
+            if (set.TryGetValue("bad_layers", out var d))
+            {
+                Row($"bad layers / decomposition, N = {n}", false, d);
+            }
+        }
+
+        html.Append("</table>");
+        string before = Path.Combine(dir, UnlabeledBaseGrid), after = Path.Combine(dir, UnlabeledTunedGrid);
+        if (File.Exists(before) && File.Exists(after))
+        {
+            html.Append("<div class=\"pair\"><div><h3>base</h3>");
+            Img(html, File.ReadAllBytes(before), "base decompositions of photos");
+            html.Append("</div><div><h3>tuned</h3>");
+            Img(html, File.ReadAllBytes(after), "tuned decompositions of photos");
+            html.Append("</div></div>");
+        }
     }
 
     private static void AppendCurves(StringBuilder html, IReadOnlyList<StepLog> steps, IReadOnlyList<EvalLog> evals)
