@@ -1,5 +1,6 @@
 using StableLayers.Cli;
 using StableLayers.Core.Formats;
+using StableLayers.Core.Imaging;
 using StableLayers.Judges.Tests;
 using StableLayers.Model.Tests;
 using StableLayers.TestSupport;
@@ -17,7 +18,7 @@ public sealed class CaptionCliTests
         return (code, o.ToString(), e.ToString());
     }
 
-    private static byte[] LayerBytes(string dir) => LayeredFolder.Read(dir).SelectMany(l => l.Image.Pixels).ToArray();
+    private static byte[] LayerBytes(string dir) => LayeredFolder.Read(dir).Images.SelectMany(i => i.Pixels).ToArray();
 
     [Fact]
     public async Task Caption_auto_decomposes_with_the_caption_as_prompt_and_asks_once_per_image()

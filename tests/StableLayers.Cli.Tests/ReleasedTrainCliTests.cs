@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text.Json;
 using StableLayers.Cli;
 using StableLayers.Core.Formats;
+using StableLayers.Core.Imaging;
 using StableLayers.Model.Tests;
 using StableLayers.TestSupport;
 
