@@ -35,8 +35,8 @@ public sealed class ReleasedTrainCliTests
             images_per_step = 1
             steps = 2
             sde_window = 1
-            min_layers = 1
-            max_layers = 1
+            min_layers = 2
+            max_layers = 2
             prompt = "{prompt}"
             [grpo]
             minibatches = 1
