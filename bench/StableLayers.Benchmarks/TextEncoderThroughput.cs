@@ -67,7 +67,10 @@ public static class TextEncoderThroughput
         Console.WriteLine(string.Create(c, $"Qwen2.5-VL text encoder, CPU float32, {get_num_threads()} threads: width {config.HiddenSize}, {config.NumAttentionHeads}/{config.NumKeyValueHeads} heads, intermediate {config.IntermediateSize}, {layers} of {full.NumHiddenLayers} layers, one prompt of {tokens} tokens"));
         Console.WriteLine(string.Create(c, $"  forward: {forwardMs:F1} ms (median of {repeats}) -> {tokensPerSecond:F0} tokens/s at {layers} layers, {flops / 1e9:F1} GFLOP -> {modelFlops / 1e9:F2} GFLOP/s"));
         Console.WriteLine(string.Create(c, $"  float32 matmul 1024^3 same run: {matmulFlops / 1e9:F2} GFLOP/s; encoder/matmul ratio {modelFlops / matmulFlops:F3}"));
-        Console.WriteLine(string.Create(c, $"  activation peak of one forward: measured {measuredPeak / 1048576.0:F1} MiB ({method}), planner {(planned is { } p ? $"{p / 1048576.0:F1} MiB, planner/measured {p / measuredPeak:F2}" : "n/a (TOKENS must exceed the 34 template tokens)")}"));
+        // glibc keeps freed blocks in its heap once its mmap threshold has grown, inflating the peak; the memory
+        // benchmarks run with MALLOC_MMAP_THRESHOLD_=65536 so freed tensors leave the resident set at once.
+        string threshold = Environment.GetEnvironmentVariable("MALLOC_MMAP_THRESHOLD_") is { } t ? $"MALLOC_MMAP_THRESHOLD_={t}" : "MALLOC_MMAP_THRESHOLD_ unset: set it to 65536 for a fair peak";
+        Console.WriteLine(string.Create(c, $"  activation peak of one forward ({threshold}): measured {measuredPeak / 1048576.0:F1} MiB ({method}), planner {(planned is { } p ? $"{p / 1048576.0:F1} MiB, planner/measured {p / measuredPeak:F2}" : "n/a (TOKENS must exceed the 34 template tokens)")}"));
         Console.WriteLine(string.Create(c, $"  full depth ({full.NumHiddenLayers} layers, linear in layers): ~{perLayerMs * full.NumHiddenLayers / 1e3:F1} s per {tokens}-token prompt, {tokensPerSecond * layers / full.NumHiddenLayers:F0} tokens/s"));
     }
 

@@ -69,7 +69,9 @@ public sealed class MemoryPlan
 
     /// <summary>
     /// Activation peak of one prompt's encoder forward (no grad) over <see cref="MemoryPlanRequest.EncoderTokens"/>
-    /// tokens L: the residual stream (input, normed input, sum: 3 L x hidden), the bool causal/padding masks (4 L^2 B),
+    /// tokens L: the residual stream (the encoder's scope keeps the embeddings and every layer's output until the forward
+    /// returns, and the running layer holds its two norms, attention output and sum: (layers + 4) L x hidden), the bool
+    /// causal/padding masks (4 L^2 B),
     /// the RoPE tables, the larger of one layer's attention (q/k/v, RoPE temporaries of q, k and v repeated to every
     /// query head, output and o_proj: ~7 L x hidden, and the L x L scores and softmax of every head, an upper bound:
     /// with a boolean mask the CPU's fused attention may take the unfused path) and its SwiGLU MLP (gate, up, act,
@@ -85,7 +87,7 @@ public sealed class MemoryPlan
             }
 
             double l = Request.EncoderTokens, d = Request.DType.Bytes();
-            double stream = 3 * l * c.HiddenSize * d;
+            double stream = (c.NumHiddenLayers + 4) * l * c.HiddenSize * d;
             double masks = 4 * l * l;
             double rope = 2 * l * c.HeadDim * (4 + d);
             double attention = ((7 * l * c.HiddenSize) + (2 * l * c.NumKeyValueHeads * c.HeadDim)) * d + (2 * c.NumAttentionHeads * l * l * d);
