@@ -14,11 +14,19 @@ using StableLayers.Benchmarks;
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
 // ... -- ckpt-memory [WIDTH HEADS BLOCKS LAYERS SIDE TEXT BATCH lora|full]   peak memory of one update with and without activation checkpointing (defaults 256 4 6 4 20 64 1 lora)
 // ... -- tiny-diagnosis [MODEL] [COUNT] [STEPS]   where a tiny base's held-out synth error comes from: resize floor, VAE floor, one-step x0 at each noise level, full sampling (STEPS 0: without it)
+// ... -- text-encoder [LAYERS] [TOKENS] [REPEATS]   Qwen2.5-VL text encoder at full width with LAYERS layers (default 2) on the CPU: tokens/s and GFLOP/s vs a float32 matmul (one prompt of TOKENS, default 256)
 // ... -- plan-validate [small] [full[:PIXELS][:ckpt]] [ckpt]   memory planner's prediction vs measured peak memory (child process per case)
 if (args.Length >= 1 && args[0] == "tiny-diagnosis")
 {
     int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], System.Globalization.CultureInfo.InvariantCulture) : fallback;
     TinyBaseDiagnosis.Run(args.Length >= 2 ? args[1] : "models/tiny-base", Arg(2, 48), Arg(3, 20));
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "text-encoder")
+{
+    int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+    TextEncoderThroughput.Run(Arg(1, 2), Arg(2, 256), Arg(3, 5));
     return 0;
 }
 

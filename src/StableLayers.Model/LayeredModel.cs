@@ -196,6 +196,7 @@ public sealed class LayeredModel : IDisposable
 
         // The tokenizer and every header first: bad files fail before anything large is allocated.
         var tokenizer = QwenTokenizer.Load(Path.Combine(dir, "tokenizer"));
+        QwenPromptEncoder.CheckTokenizer(tokenizer);
         Func<QwenImageTransformer2DModel> newTransformer = () => new QwenImageTransformer2DModel(config.Transformer);
         Func<AutoencoderKLQwenImage> newVae = () => new AutoencoderKLQwenImage(config.Vae);
         using var transformerFiles = SafetensorsCheckpoint.Open(Path.Combine(dir, "transformer"));

@@ -68,6 +68,9 @@ public sealed partial class FakeVlmServer : IAsyncDisposable
 
     public int RetryAfterSeconds { get; set; } = 1;
 
+    /// <summary>The answer to a caption request (the released pipeline's caption instruction, see VlmCaptioner).</summary>
+    public string CaptionReply { get; set; } = "A red square poster on a white background with the word \"SALE\" in black letters.";
+
     /// <summary>Keep decoded requests in <see cref="Received"/> (off for benchmarks).</summary>
     public bool Record { get; set; } = true;
 
@@ -135,7 +138,9 @@ public sealed partial class FakeVlmServer : IAsyncDisposable
             var body = (JsonObject)(await JsonNode.ParseAsync(ctx.Request.Body))!;
             FakeFault fault = _faults.TryDequeue(out var f) ? f : DefaultFault;
             var (text, images) = Decode(body);
-            string kind = text.Contains("Prompt: grid.v1", StringComparison.Ordinal) ? "grid" : "rubric";
+            string kind = text.Contains("Prompt: grid.v1", StringComparison.Ordinal) ? "grid"
+                : text.Contains("# Image Annotator", StringComparison.Ordinal) || text.Contains("# 图像标注器", StringComparison.Ordinal) ? "caption"
+                : "rubric";
             if (Record)
             {
                 _received.Enqueue(new FakeRequest(kind, text, images, body, arrival));
@@ -156,7 +161,12 @@ public sealed partial class FakeVlmServer : IAsyncDisposable
             }
 
             bool logprobs = body["logprobs"]?.GetValue<bool>() == true;
-            string content = kind == "grid" ? GridReply(text, images, fault) : RubricReply(text, images, fault, compact: logprobs);
+            string content = kind switch
+            {
+                "grid" => GridReply(text, images, fault),
+                "caption" => CaptionReply,
+                _ => RubricReply(text, images, fault, compact: logprobs),
+            };
             content = fault switch
             {
                 FakeFault.MalformedJson => content[..(content.Length / 2)],

@@ -9,7 +9,7 @@ using StableLayers.Model.Text;
 
 namespace StableLayers.Cli.Commands;
 
-/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] [--lora FILE] --out DIR [--format folder,ora,psd] [--device D] [--dtype T]</c>.</summary>
+/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] [--lora FILE] --out DIR [--format folder,ora,psd] [--device D] [--dtype T] [--prompt P | --caption auto --caption-endpoint URL --caption-model M]</c>.</summary>
 public static class DecomposeCommand
 {
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"];
@@ -31,10 +31,12 @@ public static class DecomposeCommand
         var batch = new Option<int>("--batch-size") { Description = "Images decomposed together (those sharing a size bucket and layer count run as one batch; same results as one at a time up to float rounding)", DefaultValueFactory = _ => 1 };
         var device = DeviceOption.Create();
         var dtype = DTypeOption.Create();
+        var captions = new CaptionCliOptions();
         var cmd = new Command("decompose", "Decompose images into RGBA layers")
         {
             inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format, lora, batch, device, dtype,
         };
+        captions.AddTo(cmd);
         cmd.SetAction(parse =>
         {
             StableLayersCli.ApplyGlobalOptions(parse);
@@ -59,6 +61,7 @@ public static class DecomposeCommand
                 throw new BadInputException("--layers", $"must be 1..16, got {requested}");
             }
 
+            var captionSettings = captions.Resolve(parse);
             var computeDevice = DeviceOption.Resolve(parse, device);
             var computeDType = DTypeOption.Resolve(parse, dtype, computeDevice);
             var jobs = ExpandInputs(parse.GetRequiredValue(inputs));
@@ -77,6 +80,14 @@ public static class DecomposeCommand
                 qwen.CheckLength(parse.GetValue(prompt) ?? string.Empty);
             }
 
+            // The released pipeline captions an image only when its prompt is empty (None, "" or " ").
+            bool wantsCaption = captionSettings is not null && string.IsNullOrWhiteSpace(parse.GetValue(prompt));
+            if (captionSettings is not null && loaded.Prompts is not QwenPromptEncoder)
+            {
+                throw new BadInputException("--caption", "auto captions need a model in the released layout (Qwen2.5-VL prompts); this model's prompts are synth-style captions");
+            }
+
+            using var captioner = wantsCaption ? CaptionCliOptions.Create(captionSettings!.Value) : null;
             var decomposer = new LayeredDecomposer(loaded);
             var options = new DecomposeOptions
             {
@@ -97,18 +108,27 @@ public static class DecomposeCommand
                 for (int k = first; k < Math.Min(jobs.Count, first + batchSize); k++)
                 {
                     var (file, id, sampleLayers) = jobs[k];
+                    RgbaImage image;
                     try
                     {
-                        // One seed for every image would give every image the same starting noise: an evaluation over a
-                        // folder would then sample one noise draw, not many (all 5-layer designs once came out with the
-                        // same blank top layer). Consecutive seeds match the trainer's held-out evaluation (seed = index).
-                        chunk.Add((file, id, PngCodec.Read(file), options with { Layers = requested ?? sampleLayers ?? 4, Seed = options.Seed + k }));
+                        image = PngCodec.Read(file);
                     }
                     catch (BadInputException e)
                     {
                         failed++;
                         error.WriteLine($"error: {e.Message}");
+                        continue;
                     }
+
+                    // One seed for every image would give every image the same starting noise: an evaluation over a
+                    // folder would then sample one noise draw, not many (all 5-layer designs once came out with the
+                    // same blank top layer). Consecutive seeds match the trainer's held-out evaluation (seed = index).
+                    chunk.Add((file, id, image, options with
+                    {
+                        Layers = requested ?? sampleLayers ?? 4,
+                        Seed = options.Seed + k,
+                        Prompt = captioner is null ? options.Prompt : Caption(captioner, file, image, stdout),
+                    }));
                 }
 
                 if (chunk.Count == 0)
@@ -154,6 +174,19 @@ public static class DecomposeCommand
             return failed == 0 ? StableLayersCli.ExitOk : StableLayersCli.ExitBadInput;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// The image's automatic caption. A failed caption is not skipped like an unreadable image: the endpoint is wrong
+    /// or down for every image, so the command stops at the first one with its one-line error.
+    /// </summary>
+    private static string Caption(Judges.Captions.VlmCaptioner captioner, string file, RgbaImage image, TextWriter stdout)
+    {
+        int hits = captioner.CacheHits;
+        string caption = captioner.CaptionAsync(image).GetAwaiter().GetResult();
+        string oneLine = caption.ReplaceLineEndings(" ");
+        stdout.WriteLine($"{file}: caption{(captioner.CacheHits > hits ? " (cached)" : "")}: {(oneLine.Length <= 200 ? oneLine : oneLine[..200] + "...")}");
+        return caption;
     }
 
     /// <summary>models/tiny-base beside the executable's repository (walks up from the binary), else under the current folder.</summary>

@@ -3,6 +3,7 @@ using System.Globalization;
 using StableLayers.Core;
 using StableLayers.Model;
 using StableLayers.Model.Planning;
+using StableLayers.Model.Text;
 using StableLayers.Model.Weights;
 
 namespace StableLayers.Cli.Commands;
@@ -14,9 +15,6 @@ namespace StableLayers.Cli.Commands;
 /// </summary>
 public static class PlanCommand
 {
-    /// <summary>Qwen2.5-VL-7B-Instruct, the released model's text encoder, including its vision tower (published size).</summary>
-    public const long QwenVlParameters = 8_290_000_000;
-
     public static Command Build()
     {
         var config = new Option<string?>("--config") { Description = "Model config (configs/*.json), a model folder or its model_index.json; default: the released Qwen-Image-Layered architecture" };
@@ -29,7 +27,8 @@ public static class PlanCommand
         var microBatch = new Option<int?>("--micro-batch") { Description = "Also print the peaks at this many candidates per forward/backward" };
         var textTokens = new Option<int>("--text-tokens") { Description = "Prompt tokens per candidate", DefaultValueFactory = _ => 256 };
         var window = new Option<int>("--sde-window") { Description = "Stored SDE-window steps per candidate", DefaultValueFactory = _ => 2 };
-        var textEncoder = new Option<bool>("--text-encoder") { Description = "Keep the released model's text encoder (Qwen2.5-VL-7B) in memory instead of precomputed prompt embeddings" };
+        var textEncoder = new Option<string>("--text-encoder") { Description = "The released model's Qwen2.5-VL-7B text encoder: precomputed (a prompt table, not loaded), offload (loaded, the prompt encoded once, then released: train with one prompt) or resident (kept on the device: per-image prompts)", DefaultValueFactory = _ => "precomputed" };
+        textEncoder.AcceptOnlyFromAmong("precomputed", "offload", "resident");
         var cmd = new Command("plan", "Memory plan of GRPO training / sampling: each part, per-candidate activations, and the verdict for 24/48/80/141 GB cards")
         {
             config, resolution, layers, group, dtype, rank, checkpointing, microBatch, textTokens, window, textEncoder,
@@ -41,13 +40,21 @@ public static class PlanCommand
             var (width, height) = ParseResolution(parse.GetValue(resolution), model.Resolution);
             string dtypeText = parse.GetRequiredValue(dtype);
             var planDType = PlanDTypeExtensions.Parse(dtypeText) ?? throw new BadInputException("--dtype", $"'{dtypeText}' is not bf16, fp16 or fp32");
-            var (encoderName, encoderParams) = TextEncoder(model, folder, parse.GetValue(textEncoder));
+            var placement = parse.GetValue(textEncoder) switch
+            {
+                "resident" => TextEncoderPlacement.Resident,
+                "offload" => TextEncoderPlacement.Offloaded,
+                _ => TextEncoderPlacement.Precomputed,
+            };
+            var (encoderName, encoderParams, qwen) = TextEncoder(model, folder);
             var request = new MemoryPlanRequest
             {
                 Transformer = model.Transformer,
                 Vae = model.Vae,
                 TextEncoderName = encoderName,
                 TextEncoderParameters = encoderParams,
+                QwenTextEncoder = qwen,
+                TextEncoderPlacement = placement,
                 Width = width,
                 Height = height,
                 Layers = parse.GetValue(layers),
@@ -89,7 +96,7 @@ public static class PlanCommand
         var t = r.Transformer;
         o.WriteLine($"plan: {name} ({t.NumLayers} blocks, width {t.InnerDim} = {t.NumAttentionHeads} x {t.AttentionHeadDim}), {r.Width}x{r.Height}, {r.Layers} layers, G = {r.GroupSize}, {r.DType.Name()}, "
             + (plan.Trains ? $"LoRA r{r.LoraRank}, checkpointing {(r.Checkpointing ? "on" : "off")}" : "no LoRA (sampling only)"));
-        o.WriteLine($"tokens per candidate: {r.ImageTokens} image ({r.Layers + 2} frames x {r.TokensPerFrame}) + {r.TextTokens} text; attention: fused scaled_dot_product_attention "
+        o.WriteLine($"tokens per candidate: {r.ImageTokens} image ({r.Layers + 2} frames x {r.TokensPerFrame}) + {r.TextTokens} text ({r.EncoderTokens} through the text encoder); attention: fused scaled_dot_product_attention "
             + "(flash on the CPU, flash/memory-efficient on CUDA: no S x S scores are stored)");
         o.WriteLine();
         o.WriteLine($"{"part",-28} {"size",11}  detail");
@@ -124,6 +131,11 @@ public static class PlanCommand
         if (plan.StepFixed > v.UsableBytes)
         {
             return "does not fit: the weights and state alone exceed the card";
+        }
+
+        if (!v.EncodingFits)
+        {
+            return $"does not fit: encoding the prompt with every module loaded needs {MemoryPlan.Gb(plan.EncodingPeak)} (use a precomputed table: encode-prompts)";
         }
 
         if (v.SamplingMicroBatch == 0)
@@ -168,7 +180,7 @@ public static class PlanCommand
         }
 
         string? folder = Path.GetFileName(file) == LayeredModel.IndexFile ? Path.GetDirectoryName(Path.GetFullPath(file)) : null;
-        return (LayeredModelConfig.Load(file), file, folder);
+        return (folder is not null && LayeredModelConfig.IsDiffusersIndex(file) ? LayeredModelConfig.LoadDiffusersFolder(folder) : LayeredModelConfig.Load(file), file, folder);
     }
 
     private static (int Width, int Height) ParseResolution(string? text, int fallback)
@@ -189,23 +201,26 @@ public static class PlanCommand
     }
 
     /// <summary>
-    /// The released model takes precomputed Qwen2.5-VL embeddings, so its encoder is resident only when asked; a tiny
-    /// preset's learned encoder is part of the model, counted from its weights file when the config came from a folder.
+    /// The released model's Qwen2.5-VL language model: from the folder's text_encoder/config.json when there is one,
+    /// else the published Qwen2.5-VL-7B shape. A tiny preset's learned encoder is part of the model, counted from its
+    /// weights file when the config came from a folder.
     /// </summary>
-    private static (string Name, long Parameters) TextEncoder(LayeredModelConfig model, string? folder, bool resident)
+    private static (string Name, long Parameters, Qwen25VlTextConfig? Qwen) TextEncoder(LayeredModelConfig model, string? folder)
     {
         if (model.TextEncoder is null)
         {
-            return ("Qwen2.5-VL-7B (8.29B)", resident ? QwenVlParameters : 0);
+            string? configPath = folder is null ? null : Path.Combine(folder, "text_encoder", "config.json");
+            var qwen = configPath is not null && File.Exists(configPath) ? Qwen25VlTextConfig.Load(configPath) : Qwen25VlTextConfig.Qwen25Vl7B;
+            return ($"Qwen2.5-VL language model ({qwen.NumHiddenLayers} layers x {qwen.HiddenSize})", 0, qwen);
         }
 
         string? weights = folder is null ? null : Path.Combine(folder, "text_encoder", "diffusion_pytorch_model.safetensors");
         if (weights is null || !File.Exists(weights))
         {
-            return ("tiny text encoder (no weights file to count)", 0);
+            return ("tiny text encoder (no weights file to count)", 0, null);
         }
 
         using var file = SafetensorsFile.Open(weights);
-        return ("tiny text encoder", file.Entries.Sum(e => e.ElementCount));
+        return ("tiny text encoder", file.Entries.Sum(e => e.ElementCount), null);
     }
 }

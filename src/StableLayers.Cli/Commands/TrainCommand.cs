@@ -32,7 +32,7 @@ public static class TrainCommand
             string? imageDir = parse.GetValue(images)?.FullName ?? cfg.Data.ImageFolder;
             var stdout = parse.InvocationConfiguration.Output;
             var judge = JudgeFactory.Create(cfg.Judge, Path.Combine(run, "judge-cache"));
-            int resolution = StableLayers.Model.LayeredModelConfig.Load(Path.Combine(baseModel, StableLayers.Model.LayeredModel.IndexFile)).Resolution;
+            int resolution = BaseConfig(baseModel).Resolution;
             var trainer = new GrpoTrainer(cfg, baseModel, run, judge, stdout, computeDevice)
             {
                 Images = imageDir is null ? null : TrainingImages.Folder(imageDir, resolution, cfg.Seed),
@@ -53,6 +53,18 @@ public static class TrainCommand
             }
         });
         return cmd;
+    }
+
+    /// <summary>The base model's config, from either folder layout (ours, or the released diffusers pipeline's).</summary>
+    private static LayeredModelConfig BaseConfig(string dir)
+    {
+        string index = Path.Combine(dir, LayeredModel.IndexFile);
+        if (!File.Exists(index))
+        {
+            throw new BadInputException(dir, $"not a model folder (no {LayeredModel.IndexFile}; model.base in the config)");
+        }
+
+        return LayeredModelConfig.IsDiffusersIndex(index) ? LayeredModelConfig.LoadDiffusersFolder(dir) : LayeredModelConfig.Load(index);
     }
 
     /// <summary>The base model path as written in the config: relative to the working directory, else to the config's repository.</summary>

@@ -12,7 +12,7 @@ public sealed record CachedJudgement
     [JsonPropertyName("key")]
     public required string Key { get; init; }
 
-    /// <summary>"rubric" (phase 1, one candidate) or "grid" (phase 2, one chunk).</summary>
+    /// <summary>"rubric" (phase 1, one candidate), "grid" (phase 2, one chunk) or "caption".</summary>
     [JsonPropertyName("kind")]
     public required string Kind { get; init; }
 
@@ -34,6 +34,11 @@ public sealed record CachedJudgement
     [JsonPropertyName("grid")]
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public Dictionary<string, double[]>? Grid { get; init; }
+
+    /// <summary>An automatic caption (kind "caption", see Captions.VlmCaptioner).</summary>
+    [JsonPropertyName("caption")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Caption { get; init; }
 
     [JsonPropertyName("tokens_in")]
     public long TokensIn { get; init; }

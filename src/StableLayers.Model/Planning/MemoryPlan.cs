@@ -1,13 +1,15 @@
+using StableLayers.Model.Text;
+
 namespace StableLayers.Model.Planning;
 
 /// <summary>One line of the plan: a named part and its size in bytes.</summary>
 public sealed record MemoryPart(string Name, double Bytes, string Detail);
 
 /// <summary>A card size (usable bytes) and the largest micro-batches (candidates per forward/backward, at most G) that fit it.</summary>
-public sealed record CardVerdict(string Card, double UsableBytes, int SamplingMicroBatch, int UpdateMicroBatch, double SamplingPeakAtMax, double UpdatePeakAtMax)
+public sealed record CardVerdict(string Card, double UsableBytes, int SamplingMicroBatch, int UpdateMicroBatch, double SamplingPeakAtMax, double UpdatePeakAtMax, bool EncodingFits = true)
 {
-    /// <summary>Both the sampling forward and the update fit with at least one candidate per pass.</summary>
-    public bool Fits => SamplingMicroBatch >= 1 && UpdateMicroBatch >= 1;
+    /// <summary>The prompt encoding (when the text encoder runs on the device), the sampling forward and the update fit with at least one candidate per pass.</summary>
+    public bool Fits => EncodingFits && SamplingMicroBatch >= 1 && UpdateMicroBatch >= 1;
 }
 
 /// <summary>
@@ -53,7 +55,49 @@ public sealed class MemoryPlan
     /// <summary>The VAE is kept in float32 (the port loads and runs it in float32 whatever the transformer's dtype).</summary>
     public double VaeWeights => VaeParameters * 4.0;
 
-    public double TextEncoderWeights => Request.TextEncoderParameters * (double)Request.DType.Bytes();
+    /// <summary>Parameters of the text encoder's loaded weights (the released encoder's from its config).</summary>
+    public long TextEncoderParameters => Request.QwenTextEncoder?.ParameterCount() ?? Request.TextEncoderParameters;
+
+    /// <summary>The text encoder's weights while it is loaded (in the run's dtype, as the loader casts every module).</summary>
+    public double TextEncoderLoadedWeights => TextEncoderParameters * (double)Request.DType.Bytes();
+
+    /// <summary>The text encoder's weights through the run: 0 when precomputed or released after encoding.</summary>
+    public double TextEncoderWeights => Request.QwenTextEncoder is null || Request.TextEncoderPlacement == TextEncoderPlacement.Resident ? TextEncoderLoadedWeights : 0;
+
+    /// <summary>Whether a prompt is encoded on the device at all (the released encoder, not a precomputed table).</summary>
+    public bool Encodes => Request.QwenTextEncoder is not null && Request.TextEncoderPlacement != TextEncoderPlacement.Precomputed;
+
+    /// <summary>
+    /// Activation peak of one prompt's encoder forward (no grad) over <see cref="MemoryPlanRequest.EncoderTokens"/>
+    /// tokens L: the residual stream (the encoder's scope keeps the embeddings and every layer's output until the forward
+    /// returns, and the running layer holds its two norms, attention output and sum: (layers + 4) L x hidden), the bool
+    /// causal/padding masks (4 L^2 B),
+    /// the RoPE tables, the larger of one layer's attention (q/k/v, RoPE temporaries of q, k and v repeated to every
+    /// query head, output and o_proj: ~7 L x hidden, and the L x L scores and softmax of every head, an upper bound:
+    /// with a boolean mask the CPU's fused attention may take the unfused path) and its SwiGLU MLP (gate, up, act,
+    /// product: 4 L x intermediate), plus the float32 copy of the output.
+    /// </summary>
+    public double EncodingActivations
+    {
+        get
+        {
+            if (Request.QwenTextEncoder is not { } c)
+            {
+                return 0;
+            }
+
+            double l = Request.EncoderTokens, d = Request.DType.Bytes();
+            double stream = (c.NumHiddenLayers + 4) * l * c.HiddenSize * d;
+            double masks = 4 * l * l;
+            double rope = 2 * l * c.HeadDim * (4 + d);
+            double attention = ((7 * l * c.HiddenSize) + (2 * l * c.NumKeyValueHeads * c.HeadDim)) * d + (2 * c.NumAttentionHeads * l * l * d);
+            double mlp = 4 * l * c.IntermediateSize * d;
+            return stream + masks + rope + Math.Max(attention, mlp) + (l * c.HiddenSize * 4.0);
+        }
+    }
+
+    /// <summary>Peak while the prompt is encoded: transformer, VAE and encoder weights are loaded (before any LoRA state) plus the encoder's activations.</summary>
+    public double EncodingPeak => Encodes ? TransformerWeights + VaeWeights + TextEncoderLoadedWeights + EncodingActivations : 0;
 
     /// <summary>LoRA A and B factors, float32.</summary>
     public double LoraWeights => LoraParameters * 4.0;
@@ -99,10 +143,12 @@ public sealed class MemoryPlan
         {
             new("transformer weights", TransformerWeights, $"{Count(TransformerParameters)} params x {r.DType.Bytes()} B ({r.DType.Name()})"),
             new("VAE weights", VaeWeights, $"{Count(VaeParameters)} params x 4 B (float32)"),
-            new("text encoder", TextEncoderWeights, r.TextEncoderParameters > 0
-                ? $"{r.TextEncoderName}: {Count(r.TextEncoderParameters)} params x {r.DType.Bytes()} B"
-                : $"{r.TextEncoderName}: not resident (prompt embeddings precomputed)"),
+            TextEncoderPart(),
         };
+        if (Encodes)
+        {
+            parts.Add(new("text encoding (once)", EncodingActivations, $"activation peak of one prompt over {r.EncoderTokens} tokens ({QwenPromptEncoder.DropTokens} template + {r.TextTokens} kept); peak with all weights {Gb(EncodingPeak)}"));
+        }
         if (Trains)
         {
             parts.Add(new("LoRA adapters", LoraWeights, $"rank {r.LoraRank}, {Count(LoraParameters)} params x 4 B (float32)"));
@@ -120,6 +166,25 @@ public sealed class MemoryPlan
         }
 
         return parts;
+    }
+
+    private MemoryPart TextEncoderPart()
+    {
+        var r = Request;
+        string size = $"{Count(TextEncoderParameters)} params x {r.DType.Bytes()} B";
+        if (r.QwenTextEncoder is null)
+        {
+            return new("text encoder", TextEncoderWeights, r.TextEncoderParameters > 0
+                ? $"{r.TextEncoderName}: {size}"
+                : $"{r.TextEncoderName}: not resident (prompt embeddings precomputed)");
+        }
+
+        return r.TextEncoderPlacement switch
+        {
+            TextEncoderPlacement.Resident => new("text encoder", TextEncoderWeights, $"{r.TextEncoderName}: {size}, resident"),
+            TextEncoderPlacement.Offloaded => new("text encoder", 0, $"{r.TextEncoderName}: {size} = {Gb(TextEncoderLoadedWeights)} while encoding, released after"),
+            _ => new("text encoder", 0, $"{r.TextEncoderName}: not loaded (prompt embeddings precomputed)"),
+        };
     }
 
     /// <summary>The largest micro-batch (1..G) whose peak fits <paramref name="usableBytes"/>; 0 if one candidate does not.</summary>
@@ -141,7 +206,7 @@ public sealed class MemoryPlan
         double fixedSampling = StepFixed + Activations.SharedPerForward;
         int sampling = LargestMicroBatch(usableBytes, fixedSampling, SamplingPerCandidate, Request.GroupSize);
         int update = Trains ? LargestMicroBatch(usableBytes, fixedSampling, UpdatePerCandidate, Request.GroupSize) : 0;
-        return new CardVerdict(name, usableBytes, sampling, update, SamplingPeak(Math.Max(1, sampling)), UpdatePeak(Math.Max(1, update)));
+        return new CardVerdict(name, usableBytes, sampling, update, SamplingPeak(Math.Max(1, sampling)), UpdatePeak(Math.Max(1, update)), EncodingPeak <= usableBytes);
     }
 
     public static MemoryPlan Compute(MemoryPlanRequest request)

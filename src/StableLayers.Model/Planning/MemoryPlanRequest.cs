@@ -1,4 +1,5 @@
 using StableLayers.Model.Lora;
+using StableLayers.Model.Text;
 using StableLayers.Model.Transformer;
 using StableLayers.Model.Vae;
 
@@ -17,6 +18,15 @@ public sealed record MemoryPlanRequest
 
     /// <summary>Parameters of a text encoder held in memory beside the transformer (0: prompts are precomputed).</summary>
     public long TextEncoderParameters { get; init; }
+
+    /// <summary>
+    /// The released model's Qwen2.5-VL language model: when set, its weights are counted from this config (embeddings,
+    /// decoder layers, final norm: what the loader keeps; the vision tower and lm_head are not loaded) and held as
+    /// <see cref="TextEncoderPlacement"/> says, and <see cref="TextEncoderParameters"/> is ignored.
+    /// </summary>
+    public Qwen25VlTextConfig? QwenTextEncoder { get; init; }
+
+    public TextEncoderPlacement TextEncoderPlacement { get; init; } = TextEncoderPlacement.Precomputed;
 
     /// <summary>Name printed for the text encoder line.</summary>
     public string TextEncoderName { get; init; } = "none";
@@ -44,6 +54,9 @@ public sealed record MemoryPlanRequest
 
     /// <summary>Stored SDE-window transitions per candidate (GRPO sampling.sde_window).</summary>
     public int WindowSteps { get; init; } = 2;
+
+    /// <summary>Tokens the text encoder runs over per prompt: the template's dropped prefix plus the kept <see cref="TextTokens"/>.</summary>
+    public int EncoderTokens => QwenPromptEncoder.DropTokens + TextTokens;
 
     /// <summary>Pixels per token side: VAE spatial compression x patch size.</summary>
     public int PixelsPerToken => Vae.SpatialCompression * Transformer.PatchSize;
@@ -85,9 +98,27 @@ public sealed record MemoryPlanRequest
             throw new ArgumentException($"--text-tokens: must be at least 1, got {TextTokens}");
         }
 
+        if (QwenTextEncoder is not null && TextTokens > QwenPromptEncoder.MaxSequenceLength)
+        {
+            throw new ArgumentException($"--text-tokens: the released pipeline keeps at most {QwenPromptEncoder.MaxSequenceLength} prompt tokens, got {TextTokens}");
+        }
+
         if (WindowSteps < 1)
         {
             throw new ArgumentException($"--sde-window: must be at least 1, got {WindowSteps}");
         }
     }
+}
+
+/// <summary>Where the released model's text encoder is while a run trains or samples.</summary>
+public enum TextEncoderPlacement
+{
+    /// <summary>Not loaded: prompt embeddings come from a precomputed table.</summary>
+    Precomputed,
+
+    /// <summary>On the device for the whole run (per-image prompts, e.g. captions).</summary>
+    Resident,
+
+    /// <summary>Loaded with the model, the prompt encoded once, then released (what <c>train</c> does with one prompt).</summary>
+    Offloaded,
 }

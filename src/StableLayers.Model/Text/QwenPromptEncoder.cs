@@ -21,6 +21,9 @@ public sealed class QwenPromptEncoder : IPromptEncoder, IDisposable
 
     public const string TemplateSuffix = "<|im_end|>\n<|im_start|>assistant\n";
 
+    /// <summary>The chat-template tokens the template uses, each one added token of the Qwen2 tokenizer.</summary>
+    public static readonly IReadOnlyList<string> TemplateSpecialTokens = ["<|im_start|>", "<|im_end|>"];
+
     /// <summary>prompt_template_encode_start_idx of the reference.</summary>
     public const int DropTokens = 34;
 
@@ -43,6 +46,7 @@ public sealed class QwenPromptEncoder : IPromptEncoder, IDisposable
                 $"the tokenizer has {tokenizer.VocabSize} tokens but the text encoder's vocab_size is {encoder.Config.VocabSize}");
         }
 
+        CheckTokenizer(tokenizer);
         Tokenizer = tokenizer;
         this.encoder = encoder;
         RejectOverLimit = rejectOverLimit;
@@ -63,10 +67,31 @@ public sealed class QwenPromptEncoder : IPromptEncoder, IDisposable
     /// <summary>False after <see cref="ReleaseEncoder"/>: only cached prompts can be encoded.</summary>
     public bool HasEncoder => encoder is not null;
 
+    /// <summary>
+    /// Throws <see cref="BadInputException"/> naming the tokenizer file unless the template's chat tokens are single
+    /// special tokens and its prefix is exactly <see cref="DropTokens"/> tokens: spelled out by BPE, the dropped
+    /// tokens would no longer be the system prompt and every embedding would silently keep part of it.
+    /// </summary>
+    public static void CheckTokenizer(QwenTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        foreach (string special in TemplateSpecialTokens)
+        {
+            tokenizer.TokenId(special);
+        }
+
+        int prefix = tokenizer.Encode(TemplatePrefix).Length;
+        if (prefix != DropTokens)
+        {
+            throw new BadInputException(tokenizer.Source, $"the pipeline's template prefix is {prefix} tokens with this tokenizer, not the {DropTokens} it drops (not a Qwen2 tokenizer?)");
+        }
+    }
+
     /// <summary>Loads text_encoder/ (Qwen2.5-VL) and tokenizer/ folders.</summary>
     public static QwenPromptEncoder Load(string textEncoderFolder, string tokenizerFolder, Device device, ScalarType dtype, bool rejectOverLimit = false)
     {
         var tokenizer = QwenTokenizer.Load(tokenizerFolder);
+        CheckTokenizer(tokenizer);
         var (encoder, _) = Qwen25VlTextEncoderLoader.Load(textEncoderFolder, device, dtype);
         try
         {

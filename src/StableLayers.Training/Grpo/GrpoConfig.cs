@@ -39,6 +39,12 @@ public sealed record GrpoConfig
     {
         /// <summary>The base model folder; relative paths are resolved against the config file's folder, then the working directory.</summary>
         [JsonPropertyName("base")] public string Base { get; init; } = "models/tiny-base";
+
+        /// <summary>
+        /// The frozen base weights' dtype: "float32", "bfloat16" or "float16" (not on the CPU). The LoRA adapters, their
+        /// AdamW state, latents, log-probabilities and the loss stay float32 whatever this is.
+        /// </summary>
+        [JsonPropertyName("dtype")] public string DType { get; init; } = "float32";
     }
 
     public sealed record DataSection
@@ -175,6 +181,7 @@ public sealed record GrpoConfig
             { Steps: < 1 } => "steps must be at least 1",
             { Threads: < 1 } => "threads must be at least 1",
             _ when !ComputeDevice.IsWellFormed(Device) => $"device '{Device}' is not one of auto, cpu, cuda, cuda:N",
+            _ when Model.DType.Trim().ToLowerInvariant() is not ("float32" or "fp32" or "bfloat16" or "bf16" or "float16" or "fp16") => $"model.dtype '{Model.DType}' is not one of float32, bfloat16, float16",
             { Sampling.GroupSize: < 2 } => "sampling.group_size must be at least 2 (advantages compare candidates)",
             { Sampling.ImagesPerStep: < 1 } => "sampling.images_per_step must be at least 1",
             { Sampling.Steps: < 2 } => "sampling.steps must be at least 2",

@@ -5,6 +5,7 @@ using StableLayers.Core.Layers;
 using StableLayers.Judges;
 using StableLayers.Model;
 using StableLayers.Model.Lora;
+using StableLayers.Model.Text;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -53,7 +54,10 @@ public sealed class GrpoTrainer
     {
         run.Prepare(resume, config);
         torch.set_num_threads(config.Threads);
-        using var model = LayeredModel.Load(baseModelDir, device);
+        var dtype = ComputeDevice.ParseDType(config.Model.DType, "model.dtype");
+        device.CheckDType(dtype, "model.dtype");
+        using var model = LayeredModel.Load(baseModelDir, device, dtype == ScalarType.Float32 ? null : dtype);
+        PreparePrompts(model);
         model.Transformer.GradientCheckpointing = config.Grpo.GradientCheckpointing;
         var loraConfig = new LoraConfig
         {
@@ -68,6 +72,8 @@ public sealed class GrpoTrainer
             : LoraAdapters.Inject(model.Transformer, loraConfig, config.Seed);
         using var optimizer = optim.AdamW(adapters.TrainableParameters(), config.Optim.LearningRate, config.Optim.Beta1, config.Optim.Beta2,
             config.Optim.Eps, config.Optim.WeightDecay);
+        string adapterDTypes = string.Join("/", adapters.TrainableParameters().Select(p => p.dtype).Distinct());
+        log.WriteLine($"base weights {model.Transformer.DType}; LoRA adapters and AdamW state {adapterDTypes}");
         var state = new GrpoRunState();
         if (fromCheckpoint)
         {
@@ -144,6 +150,35 @@ public sealed class GrpoTrainer
     }
 
     private List<(RgbaImage Input, IReadOnlyList<LayerStack> Candidates)> lastGroups = [];
+
+    /// <summary>
+    /// The released model's Qwen2.5-VL is only needed for prompts: with one prompt for every image (rollouts and
+    /// held-out evaluation alike) it is encoded here once and the encoder leaves the device, so the transformer,
+    /// its adapters and the optimiser get its memory (15 GB in bf16 at full size). Per-image captions keep it.
+    /// </summary>
+    private void PreparePrompts(LayeredModel model)
+    {
+        if (model.Prompts is not QwenPromptEncoder qwen)
+        {
+            return;
+        }
+
+        string prompt = config.Sampling.Prompt;
+        if (prompt == RolloutSettings.CaptionPrompt)
+        {
+            log.WriteLine("prompts: each image's caption (sampling.prompt = \"{caption}\"); the text encoder stays loaded");
+            return;
+        }
+
+        qwen.CheckLength(prompt);
+        using (var scope = NewDisposeScope())
+        {
+            var embedding = qwen.Encode([prompt]);
+            log.WriteLine($"prompt \"{prompt}\" encoded once ({embedding.Embeddings.shape[1]} tokens); text encoder released");
+        }
+
+        qwen.ReleaseEncoder();
+    }
 
     private async Task EvaluateAsync(HeldoutEvaluation heldout, int step, CancellationToken cancel)
     {
