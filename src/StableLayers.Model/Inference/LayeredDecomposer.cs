@@ -29,7 +29,19 @@ public sealed class LayeredDecomposer(LayeredModel model)
     /// image decomposes the same alone or in a batch (up to floating-point summation order). Everything but
     /// <see cref="DecomposeOptions.Layers"/> and <see cref="DecomposeOptions.Seed"/> must be the same for all.
     /// </summary>
-    public IReadOnlyList<LayerStack> Decompose(IReadOnlyList<RgbaImage> inputs, IReadOnlyList<DecomposeOptions> options)
+    public IReadOnlyList<LayerStack> Decompose(IReadOnlyList<RgbaImage> inputs, IReadOnlyList<DecomposeOptions> options) =>
+        Decompose(inputs, options, onStep: null, CancellationToken.None);
+
+    /// <summary>
+    /// As <see cref="Decompose(IReadOnlyList{RgbaImage}, IReadOnlyList{DecomposeOptions})"/>, reporting each finished
+    /// sampling step to <paramref name="onStep"/> (steps done, steps in all, over every batch) and checking
+    /// <paramref name="cancellationToken"/> before each step, so a served job can show progress and stop mid-sampling.
+    /// </summary>
+    public IReadOnlyList<LayerStack> Decompose(
+        IReadOnlyList<RgbaImage> inputs,
+        IReadOnlyList<DecomposeOptions> options,
+        Action<int, int>? onStep,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(options);
@@ -55,12 +67,23 @@ public sealed class LayeredDecomposer(LayeredModel model)
         var cfg = Model.Config;
         var buckets = inputs.Select(i => ResolutionBucket.For(i.Width, i.Height, cfg.Resolution, cfg.PixelsPerToken, cfg.PixelsPerToken)).ToArray();
         var results = new LayerStack[inputs.Count];
-        foreach (var group in Enumerable.Range(0, inputs.Count).GroupBy(i => (buckets[i], options[i].Layers)))
+        var groups = Enumerable.Range(0, inputs.Count).GroupBy(i => (buckets[i], options[i].Layers)).ToList();
+        int totalSteps = groups.Count * shared.Steps;
+        int done = 0;
+        void StepDone()
+        {
+            done++;
+            onStep?.Invoke(done, totalSteps);
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        foreach (var group in groups)
         {
             var members = group.ToArray();
             var (bucket, layers) = group.Key;
             var resized = members.Select(i => ImageResize.Resize(inputs[i], bucket.Width, bucket.Height)).ToList();
-            var stacks = Sample(resized, layers, members.Select(i => options[i].Seed).ToList(), shared);
+            var stacks = Sample(resized, layers, members.Select(i => options[i].Seed).ToList(), shared, StepDone);
             for (int k = 0; k < members.Length; k++)
             {
                 var input = inputs[members[k]];
@@ -72,7 +95,7 @@ public sealed class LayeredDecomposer(LayeredModel model)
     }
 
     /// <summary>One batch: images already at one bucket size, one layer count, a seed per image.</summary>
-    private IReadOnlyList<LayerStack> Sample(IReadOnlyList<RgbaImage> images, int layers, IReadOnlyList<long> seeds, DecomposeOptions options)
+    private IReadOnlyList<LayerStack> Sample(IReadOnlyList<RgbaImage> images, int layers, IReadOnlyList<long> seeds, DecomposeOptions options, Action stepDone)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -99,7 +122,7 @@ public sealed class LayeredDecomposer(LayeredModel model)
             return conditioning.Unpack(v).MoveToOuterDisposeScope();
         }
 
-        var latents = sampler.Sample(x, conditioning.Schedule(options.Steps), Velocity);
+        var latents = sampler.Sample(x, conditioning.Schedule(options.Steps), Velocity, (_, _) => stepDone());
         return conditioning.Decode(latents);
     }
 }
