@@ -26,11 +26,12 @@ public static class ServeCommand
         var maxSteps = new Option<int>("--max-steps") { Description = "Most sampling steps a job may ask for", DefaultValueFactory = _ => defaults.MaxSteps };
         var heartbeat = new Option<double>("--heartbeat-timeout") { Description = "Seconds without a status request after which a queued or running job is cancelled (its client went away)", DefaultValueFactory = _ => defaults.HeartbeatTimeout.TotalSeconds };
         var keep = new Option<int>("--keep-jobs") { Description = "Finished jobs kept in memory (oldest forgotten first)", DefaultValueFactory = _ => defaults.KeepFinished };
+        var threads = new Option<int?>("--threads") { Description = "libtorch CPU threads (default: the cores divided among --max-running runners, at least 1)" };
         var device = DeviceOption.Create();
         var dtype = DTypeOption.Create();
         var cmd = new Command("serve", "Web page and HTTP API: upload an image, watch it decompose, inspect the layers, download PSD/ORA/ZIP")
         {
-            model, lora, host, port, maxRunning, maxQueued, maxUploadMb, maxUploadPixels, maxSteps, heartbeat, keep, device, dtype,
+            model, lora, host, port, maxRunning, maxQueued, maxUploadMb, maxUploadPixels, maxSteps, heartbeat, keep, threads, device, dtype,
         };
         cmd.SetAction(async (parse, cancel) =>
         {
@@ -53,6 +54,14 @@ public static class ServeCommand
             options.Validate();
             StableLayersServer.ParseHost(options.Host);
 
+            // Each runner computes on its own thread; more intra-op threads than cores per runner only spin against each other.
+            int torchThreads = parse.GetValue(threads) ?? Math.Max(1, Environment.ProcessorCount / options.MaxRunning);
+            if (torchThreads < 1)
+            {
+                throw new Core.BadInputException("--threads", $"must be at least 1, got {torchThreads}");
+            }
+
+            TorchSharp.torch.set_num_threads(torchThreads);
             var computeDevice = DeviceOption.Resolve(parse, device);
             var computeDType = DTypeOption.Resolve(parse, dtype, computeDevice);
             string modelDir = parse.GetValue(model)?.FullName ?? DecomposeCommand.DefaultModelDir();
@@ -73,7 +82,7 @@ public static class ServeCommand
                 stdout.WriteLine($"warning: listening on {options.Host}: anyone who can reach this port can submit jobs");
             }
 
-            stdout.WriteLine($"serving {name} on {server.BaseAddress} (judge {engine.JudgeName}; {options.MaxRunning} running, {options.MaxQueued} waiting at most); Ctrl-C stops");
+            stdout.WriteLine($"serving {name} on {server.BaseAddress} (judge {engine.JudgeName}; {options.MaxRunning} running with {torchThreads} thread(s) each, {options.MaxQueued} waiting at most); Ctrl-C stops");
             try
             {
                 await Task.Delay(Timeout.Infinite, cancel);

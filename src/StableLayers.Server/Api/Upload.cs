@@ -50,7 +50,7 @@ public static class Upload
         {
             if (codec is null)
             {
-                throw new ApiException(400, $"the {format} image is corrupt (its header cannot be read)");
+                throw new ApiException(400, $"the {Name(format)} image is corrupt (its header cannot be read)");
             }
 
             long w = codec.Info.Width, h = codec.Info.Height;
@@ -66,9 +66,17 @@ public static class Upload
         }
         catch (BadInputException e)
         {
-            throw new ApiException(400, $"the {format} image cannot be decoded: {e.Message}");
+            throw new ApiException(400, $"the {Name(format)} image cannot be decoded: {e.Message}");
         }
     }
+
+    public static string Name(UploadFormat format) => format switch
+    {
+        UploadFormat.Png => "PNG",
+        UploadFormat.Jpeg => "JPEG",
+        UploadFormat.WebP => "WebP",
+        _ => format.ToString(),
+    };
 
     /// <summary>A file name reduced to letters, digits, '.', '-' and '_' (at most 64), for display and download names only.</summary>
     public static string SafeName(string? fileName)
