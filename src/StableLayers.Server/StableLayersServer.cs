@@ -32,8 +32,11 @@ public sealed class StableLayersServer : IAsyncDisposable
     /// <summary>Where it listens, e.g. http://127.0.0.1:5080/ (the real port when 0 was asked for).</summary>
     public Uri BaseAddress { get; }
 
-    /// <summary>Binds and starts serving; the engine is owned by the caller. A port in use is a <see cref="BadInputException"/>.</summary>
-    public static async Task<StableLayersServer> StartAsync(ServerOptions options, IDecomposeEngine engine, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Binds and starts serving; the engine is owned by the caller. A port in use is a <see cref="BadInputException"/>.
+    /// <paramref name="time"/> (default: the system clock) drives job times and the heartbeat watch; tests pass a fake.
+    /// </summary>
+    public static async Task<StableLayersServer> StartAsync(ServerOptions options, IDecomposeEngine engine, TimeProvider? time = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(engine);
@@ -54,7 +57,7 @@ public sealed class StableLayersServer : IAsyncDisposable
             // The multipart framing around the file needs a little more than the file itself.
             k.Limits.MaxRequestBodySize = options.MaxUploadBytes + (64 * 1024);
         });
-        var queue = new JobQueue(engine, options);
+        var queue = new JobQueue(engine, options, time);
         var app = builder.Build();
         Routes.Map(app, queue);
         try

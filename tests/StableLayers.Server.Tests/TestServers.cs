@@ -90,8 +90,8 @@ public sealed class TestServer : IAsyncDisposable
 
     public JobQueue Queue => Server.Queue;
 
-    public static async Task<TestServer> StartAsync(IDecomposeEngine engine, ServerOptions? options = null) =>
-        new(await StableLayersServer.StartAsync((options ?? new ServerOptions()) with { Host = "127.0.0.1", Port = 0 }, engine));
+    public static async Task<TestServer> StartAsync(IDecomposeEngine engine, ServerOptions? options = null, TimeProvider? time = null) =>
+        new(await StableLayersServer.StartAsync((options ?? new ServerOptions()) with { Host = "127.0.0.1", Port = 0 }, engine, time));
 
     public async ValueTask DisposeAsync()
     {

@@ -76,7 +76,7 @@ public static class ServeCommand
             }
 
             var engine = new ModelEngine(loaded, new RubricJudge(), name);
-            await using var server = await StableLayersServer.StartAsync(options, engine, cancel);
+            await using var server = await StableLayersServer.StartAsync(options, engine, cancellationToken: cancel);
             if (!StableLayersServer.IsLoopback(options.Host))
             {
                 stdout.WriteLine($"warning: listening on {options.Host}: anyone who can reach this port can submit jobs");

@@ -43,7 +43,7 @@ public sealed record JobView(
                 new DownloadsView($"{root}/layers.psd", $"{root}/layers.ora", $"{root}/layers.zip"));
         }
 
-        var end = job.Finished ?? (job.Started is null ? null : DateTimeOffset.UtcNow);
+        var end = job.Finished ?? (job.Started is null ? null : queue.Time.GetUtcNow());
         return new JobView(
             job.Id,
             job.Status.ToString().ToLowerInvariant(),

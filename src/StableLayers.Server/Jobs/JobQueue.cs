@@ -50,6 +50,8 @@ public sealed class JobQueue : IDisposable
 
     public ServerOptions Options => options;
 
+    public TimeProvider Time => time;
+
     public QueueStats Stats
     {
         get
