@@ -168,10 +168,10 @@ public sealed class LayerCountSelectorTests
     [InlineData(5, 9, 5)]
     public async Task Count_method_decomposes_at_the_maximum_then_at_the_distinct_count(int max, int distinct, int expected)
     {
-        // At the maximum: (distinct - 1) objects, the rest copies and blanks; at other counts: plain objects.
-        var (decompose, calls) = Fake(n => n == max
-            ? Stack(Math.Min(distinct, max) - 1, copies: (max - Math.Min(distinct, max)) / 2, blanks: max - Math.Min(distinct, max) - ((max - Math.Min(distinct, max)) / 2))
-            : Stack(n - 1));
+        // At the maximum: (distinct - 1) objects, the rest copies of the first object (when there is one) and blanks;
+        // at other counts: plain objects.
+        int d = Math.Min(distinct, max), copies = d >= 2 ? (max - d) / 2 : 0;
+        var (decompose, calls) = Fake(n => n == max ? Stack(d - 1, copies, blanks: max - d - copies) : Stack(n - 1));
         var s = await new LayerCountSelector(null).SelectAsync(Input, new LayerCountSettings { Range = new(2, max), Method = LayerCountMethod.Count }, decompose);
         Assert.Equal(expected, s.Layers);
         Assert.Equal(expected, s.Stack.Count);
