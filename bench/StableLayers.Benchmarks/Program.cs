@@ -13,7 +13,16 @@ using StableLayers.Benchmarks;
 // ... -- load [LAYERS] [SHARD_MB] [compare]   full-width transformer checkpoint (LAYERS blocks, default 2) in bf16 shards of SHARD_MB (default 512): peak host memory and time of loading it in bf16 vs the largest shard; "compare" adds the float32-first path
 // ... -- vlm-throughput [MS]   VlmJudge requests/s against a fake VLM answering after MS ms (default 200), concurrency 1, 8, 32
 // ... -- ckpt-memory [WIDTH HEADS BLOCKS LAYERS SIDE TEXT BATCH lora|full]   peak memory of one update with and without activation checkpointing (defaults 256 4 6 4 20 64 1 lora)
+// ... -- auto-layers [MODEL] [COUNT] [STEPS] [MAXN] [OUT.jsonl] [THREADS]   --layers auto on held-out synth designs with 2..MAXN layers (bench/experiments/auto_layers.sh)
 // ... -- plan-validate [small] [full[:PIXELS][:ckpt]] [ckpt]   memory planner's prediction vs measured peak memory (child process per case)
+if (args.Length >= 1 && args[0] == "auto-layers")
+{
+    string At(int i, string fallback) => args.Length > i ? args[i] : fallback;
+    int Int(int i, int fallback) => int.Parse(At(i, fallback.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture);
+    await AutoLayers.RunAsync(At(1, "models/tiny-base"), Int(2, 27), Int(3, 8), Int(4, 10), At(5, "out/auto-layers/designs.jsonl"), Int(6, 1));
+    return 0;
+}
+
 if (args.Length >= 1 && args[0] == "ckpt-memory")
 {
     CheckpointMemory.Run(CheckpointMemory.Shape.Parse(args, 1));

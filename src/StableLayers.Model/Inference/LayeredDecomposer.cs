@@ -16,11 +16,11 @@ public sealed class LayeredDecomposer(LayeredModel model)
 {
     public LayeredModel Model { get; } = model;
 
-    public LayerStack Decompose(RgbaImage input, DecomposeOptions options)
+    public LayerStack Decompose(RgbaImage input, DecomposeOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(options);
-        return Decompose([input], [options])[0];
+        return Decompose([input], [options], cancellationToken)[0];
     }
 
     /// <summary>
@@ -28,14 +28,16 @@ public sealed class LayeredDecomposer(LayeredModel model)
     /// bucket and a layer count run as one batch of model calls. Each image's noise comes from its own seed, so an
     /// image decomposes the same alone or in a batch (up to floating-point summation order). Everything but
     /// <see cref="DecomposeOptions.Layers"/> and <see cref="DecomposeOptions.Seed"/> must be the same for all.
+    /// <paramref name="cancellationToken"/> is checked before every model call (a request whose client left stops
+    /// within one sampling step).
     /// </summary>
-    public IReadOnlyList<LayerStack> Decompose(IReadOnlyList<RgbaImage> inputs, IReadOnlyList<DecomposeOptions> options) =>
-        Decompose(inputs, options, onStep: null, CancellationToken.None);
+    public IReadOnlyList<LayerStack> Decompose(IReadOnlyList<RgbaImage> inputs, IReadOnlyList<DecomposeOptions> options, CancellationToken cancellationToken = default) =>
+        Decompose(inputs, options, onStep: null, cancellationToken);
 
     /// <summary>
-    /// As <see cref="Decompose(IReadOnlyList{RgbaImage}, IReadOnlyList{DecomposeOptions})"/>, reporting each finished
-    /// sampling step to <paramref name="onStep"/> (steps done, steps in all, over every batch) and checking
-    /// <paramref name="cancellationToken"/> before each step, so a served job can show progress and stop mid-sampling.
+    /// As <see cref="Decompose(IReadOnlyList{RgbaImage}, IReadOnlyList{DecomposeOptions}, CancellationToken)"/>, reporting
+    /// each finished sampling step to <paramref name="onStep"/> (steps done, steps in all, over every batch), so a
+    /// served job can show its progress.
     /// </summary>
     public IReadOnlyList<LayerStack> Decompose(
         IReadOnlyList<RgbaImage> inputs,
@@ -74,16 +76,14 @@ public sealed class LayeredDecomposer(LayeredModel model)
         {
             done++;
             onStep?.Invoke(done, totalSteps);
-            cancellationToken.ThrowIfCancellationRequested();
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
         foreach (var group in groups)
         {
             var members = group.ToArray();
             var (bucket, layers) = group.Key;
             var resized = members.Select(i => ImageResize.Resize(inputs[i], bucket.Width, bucket.Height)).ToList();
-            var stacks = Sample(resized, layers, members.Select(i => options[i].Seed).ToList(), shared, StepDone);
+            var stacks = Sample(resized, layers, members.Select(i => options[i].Seed).ToList(), shared, StepDone, cancellationToken);
             for (int k = 0; k < members.Length; k++)
             {
                 var input = inputs[members[k]];
@@ -95,7 +95,7 @@ public sealed class LayeredDecomposer(LayeredModel model)
     }
 
     /// <summary>One batch: images already at one bucket size, one layer count, a seed per image.</summary>
-    private IReadOnlyList<LayerStack> Sample(IReadOnlyList<RgbaImage> images, int layers, IReadOnlyList<long> seeds, DecomposeOptions options, Action stepDone)
+    private IReadOnlyList<LayerStack> Sample(IReadOnlyList<RgbaImage> images, int layers, IReadOnlyList<long> seeds, DecomposeOptions options, Action stepDone, CancellationToken cancellationToken)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -109,6 +109,7 @@ public sealed class LayeredDecomposer(LayeredModel model)
 
         Tensor Velocity(Tensor xt, float sigma)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             using var step = NewDisposeScope();
             var rows = rowsPerImage == 1 || images.Count == 1 ? xt : xt.repeat_interleave(rowsPerImage, 0);
             var v = conditioning.PackedVelocity(rows, sigma);
