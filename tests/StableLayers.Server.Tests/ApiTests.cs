@@ -317,6 +317,14 @@ public class ApiTests
         await job.Completion.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal(JobStatus.Cancelled, job.Status);
         Assert.Equal("cancelled: the client disconnected", job.Error);
+
+        // The job is marked cancelled at once; the engine sees its token fire a moment later on its runner thread.
+        deadline = DateTime.UtcNow.AddSeconds(10);
+        while (engine.Cancelled == 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10);
+        }
+
         Assert.Equal(1, engine.Cancelled);
     }
 
@@ -399,23 +407,52 @@ public class ApiTests
     }
 
     [Fact]
-    public async Task AutoTriesEveryLayerCountAndKeepsTheJudgesBest()
+    public async Task AutoChoosesTheLayerCountWithTheSelectorByJudgeOrByCount()
     {
         await using var t = await TestServer.StartAsync(TinyModel.Instance.Engine);
-        using var r = await t.UploadAsync(File.ReadAllBytes(Images.SamplePath), layers: "auto", steps: "1", wait: true);
+        byte[] png = File.ReadAllBytes(Images.SamplePath);
+        using var r = await t.UploadAsync(png, layers: "auto", steps: "1", wait: true);
         Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         var job = await TestServer.Json(r);
         Assert.Equal("auto", job.GetProperty("layers").GetString());
         var result = job.GetProperty("result");
         var auto = result.GetProperty("auto");
+        Assert.Equal("judge", auto.GetProperty("method").GetString());
         var candidates = auto.GetProperty("candidates").EnumerateArray().ToList();
         Assert.Equal(Enumerable.Range(2, 7), candidates.Select(c => c.GetProperty("layers").GetInt32()));
         int chosen = auto.GetProperty("chosen").GetInt32();
         double best = candidates.Max(c => c.GetProperty("reward").GetDouble());
-        var bestCandidate = candidates.First(c => c.GetProperty("reward").GetDouble() == best);
-        Assert.Equal(bestCandidate.GetProperty("layers").GetInt32(), chosen);
+        Assert.Equal(candidates.First(c => c.GetProperty("reward").GetDouble() == best).GetProperty("layers").GetInt32(), chosen);
         Assert.Equal(chosen, result.GetProperty("layers").GetArrayLength());
         Assert.Equal(best, result.GetProperty("scores").GetProperty("reward").GetDouble());
+
+        // Count: one decomposition at the maximum of the range, then (unless that count is kept) one at the count found.
+        using var c = await t.UploadAsync(png, layers: "auto", steps: "1", wait: true, extra: new() { ["auto_method"] = "count", ["min_layers"] = "2", ["max_layers"] = "10" });
+        Assert.Equal(HttpStatusCode.OK, c.StatusCode);
+        var counted = (await TestServer.Json(c)).GetProperty("result");
+        var byCount = counted.GetProperty("auto");
+        Assert.Equal("count", byCount.GetProperty("method").GetString());
+        var first = byCount.GetProperty("candidates")[0];
+        Assert.Equal(10, first.GetProperty("layers").GetInt32());
+        int found = Math.Clamp(first.GetProperty("distinct_layers").GetInt32(), 2, 10);
+        Assert.Equal(found, byCount.GetProperty("chosen").GetInt32());
+        Assert.Equal(found, counted.GetProperty("layers").GetArrayLength());
+        Assert.Equal(JsonValueKind.Number, counted.GetProperty("scores").GetProperty("reward").ValueKind);
+
+        foreach (var (fields, message) in new (Dictionary<string, string>, string)[]
+        {
+            (new() { ["auto_method"] = "guess" }, "auto_method must be judge or count"),
+            (new() { ["max_layers"] = "11" }, "max_layers must be 2..10"),
+            (new() { ["min_layers"] = "6", ["max_layers"] = "4" }, "min_layers 6 is above max_layers 4"),
+        })
+        {
+            using var bad = await t.UploadAsync(png, layers: "auto", extra: fields);
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            Assert.Contains(message, (await TestServer.Json(bad)).GetProperty("error").GetString());
+        }
+
+        using var notAuto = await t.UploadAsync(png, layers: "3", extra: new() { ["min_layers"] = "2" });
+        Assert.Contains("min_layers is only used with layers=auto", (await TestServer.Json(notAuto)).GetProperty("error").GetString());
     }
 
     [Fact]

@@ -100,10 +100,10 @@ public sealed class TestServer : IAsyncDisposable
     }
 
     /// <summary>POST /api/jobs with the file in "image" and the given form fields.</summary>
-    public Task<HttpResponseMessage> UploadAsync(byte[] file, string fileName = "upload.png", string? layers = "3", string? steps = "2", string? seed = null, bool wait = false, CancellationToken cancellationToken = default) =>
-        Client.PostAsync(wait ? "/api/jobs?wait=1" : "/api/jobs", Form(file, fileName, layers, steps, seed), cancellationToken);
+    public Task<HttpResponseMessage> UploadAsync(byte[] file, string fileName = "upload.png", string? layers = "3", string? steps = "2", string? seed = null, bool wait = false, Dictionary<string, string>? extra = null, CancellationToken cancellationToken = default) =>
+        Client.PostAsync(wait ? "/api/jobs?wait=1" : "/api/jobs", Form(file, fileName, layers, steps, seed, extra), cancellationToken);
 
-    public static MultipartFormDataContent Form(byte[] file, string fileName = "upload.png", string? layers = "3", string? steps = "2", string? seed = null)
+    public static MultipartFormDataContent Form(byte[] file, string fileName = "upload.png", string? layers = "3", string? steps = "2", string? seed = null, Dictionary<string, string>? extra = null)
     {
         var form = new MultipartFormDataContent();
         var content = new ByteArrayContent(file);
@@ -122,6 +122,11 @@ public sealed class TestServer : IAsyncDisposable
         if (seed is not null)
         {
             form.Add(new StringContent(seed), "seed");
+        }
+
+        foreach (var (name, value) in extra ?? new Dictionary<string, string>())
+        {
+            form.Add(new StringContent(value), name);
         }
 
         return form;

@@ -105,7 +105,7 @@ public sealed class LayersFieldConverter : JsonConverter<int?>
         }
         else
         {
-            writer.WriteStringValue(JobSettings.Auto);
+            writer.WriteStringValue(JobSettings.AutoText);
         }
     }
 }

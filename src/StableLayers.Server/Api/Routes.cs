@@ -184,10 +184,11 @@ internal static class Routes
             throw new ApiException(413, $"the file is {file.Length} bytes, over the server's limit of {options.MaxUploadBytes} bytes");
         }
 
-        var settings = new JobSettings(
-            JobSettings.ParseLayers(form["layers"]),
-            JobSettings.ParseSeed(form["seed"]),
-            JobSettings.ParseSteps(form["steps"], options.MaxSteps));
+        int? layers = JobSettings.ParseLayers(form["layers"]);
+        var settings = new JobSettings(layers, JobSettings.ParseSeed(form["seed"]), JobSettings.ParseSteps(form["steps"], options.MaxSteps))
+        {
+            Auto = JobSettings.ParseAuto(layers is null, form["auto_method"], form["min_layers"], form["max_layers"]),
+        };
         var bytes = new byte[file.Length];
         await using (var s = file.OpenReadStream())
         {

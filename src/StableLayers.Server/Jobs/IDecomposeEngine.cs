@@ -10,8 +10,8 @@ public sealed record JobProgress(string Phase, int Done, int Total);
 /// <summary>The judge's view of one candidate: per-criterion scores of phase 1 (k/5) and, when calibrated, phase 2.</summary>
 public sealed record JobScores(string Judge, CriterionScores? Phase1, CriterionScores? Calibrated, double? Reward, string? Error);
 
-/// <summary>One layer count tried by "auto", with the judge's reward for it.</summary>
-public sealed record AutoCandidate(int Layers, double? Reward, string? Error);
+/// <summary>One decomposition made by "auto": its layer count, the judge's reward (method judge) or the distinct layers counted in it (method count).</summary>
+public sealed record AutoCandidate(int Layers, double? Reward, int? DistinctLayers, string? Error);
 
 /// <summary>How "auto" chose: the range tried, each candidate's reward, the chosen count and the method's name.</summary>
 public sealed record AutoChoice(string Method, int MinLayers, int MaxLayers, IReadOnlyList<AutoCandidate> Candidates, int Chosen);

@@ -25,7 +25,7 @@ public sealed class ModelEngine(LayeredModel model, IJudge judge, string modelNa
 
         if (settings.Layers is not int layers)
         {
-            return AutoLayerCount.Decompose(decomposer, judge, input, options, OnStep, progress, cancellationToken);
+            return AutoLayerCount.Decompose(decomposer, judge, input, options, settings.Auto, progress, cancellationToken);
         }
 
         progress(new JobProgress("sampling", 0, settings.Steps));

@@ -39,12 +39,12 @@ async function loadInfo() {
   info = await api('/api/info');
   const select = $('layers');
   select.innerHTML = '';
-  const options = ['auto'];
-  for (let n = info.min_layers; n <= info.max_layers; n++) options.push(String(n));
-  for (const value of options) {
+  const options = [['auto', 'auto: the judge ranks 2..8'], ['auto-count', 'auto: count distinct layers (faster)']];
+  for (let n = info.min_layers; n <= info.max_layers; n++) options.push([String(n), String(n)]);
+  for (const [value, text] of options) {
     const o = document.createElement('option');
     o.value = value;
-    o.textContent = value === 'auto' ? 'auto (chosen by the judge)' : value;
+    o.textContent = text;
     select.appendChild(o);
   }
   select.value = '4';
@@ -91,7 +91,9 @@ function setupUpload() {
     if (!chosenFile) return;
     const form = new FormData();
     form.append('image', chosenFile, chosenFile.name);
-    form.append('layers', $('layers').value);
+    const layers = $('layers').value;
+    form.append('layers', layers.startsWith('auto') ? 'auto' : layers);
+    if (layers.startsWith('auto')) form.append('auto_method', layers === 'auto-count' ? 'count' : 'judge');
     form.append('seed', $('seed').value || '0');
     form.append('steps', $('steps').value || '20');
     $('start').disabled = true;
@@ -242,8 +244,10 @@ async function renderResult(job) {
   const auto = $('auto');
   auto.hidden = !r.auto;
   if (r.auto) {
-    const tried = r.auto.candidates.map((c) => `${c.layers}: ${fmt(c.reward, 3)}`).join(', ');
-    auto.textContent = `auto chose ${r.auto.chosen} layers of ${r.auto.min_layers}..${r.auto.max_layers} (${r.auto.method}; rewards ${tried})`;
+    const tried = r.auto.candidates.map((c) => (c.distinct_layers == null
+      ? `${c.layers}: reward ${fmt(c.reward, 3)}`
+      : `${c.layers}: ${c.distinct_layers} distinct`)).join(', ');
+    auto.textContent = `auto chose ${r.auto.chosen} layers of ${r.auto.min_layers}..${r.auto.max_layers} (method ${r.auto.method}; ${tried})`;
   }
   $('dl-psd').href = r.downloads.psd;
   $('dl-ora').href = r.downloads.ora;
