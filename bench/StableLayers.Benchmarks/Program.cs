@@ -15,6 +15,7 @@ using StableLayers.Benchmarks;
 // ... -- ckpt-memory [WIDTH HEADS BLOCKS LAYERS SIDE TEXT BATCH lora|full]   peak memory of one update with and without activation checkpointing (defaults 256 4 6 4 20 64 1 lora)
 // ... -- tiny-diagnosis [MODEL] [COUNT] [STEPS]   where a tiny base's held-out synth error comes from: resize floor, VAE floor, one-step x0 at each noise level, full sampling (STEPS 0: without it)
 // ... -- text-encoder [LAYERS] [TOKENS] [REPEATS]   Qwen2.5-VL text encoder at full width with LAYERS layers (default 2) on the CPU: tokens/s and GFLOP/s vs a float32 matmul (one prompt of TOKENS, default 256)
+// ... -- auto-layers [MODEL] [COUNT] [STEPS] [MAXN] [OUT.jsonl] [THREADS]   --layers auto on held-out synth designs with 2..MAXN layers (bench/experiments/auto_layers.sh)
 // ... -- plan-validate [small] [full[:PIXELS][:ckpt]] [ckpt]   memory planner's prediction vs measured peak memory (child process per case)
 if (args.Length >= 1 && args[0] == "tiny-diagnosis")
 {
@@ -27,6 +28,14 @@ if (args.Length >= 1 && args[0] == "text-encoder")
 {
     int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], System.Globalization.CultureInfo.InvariantCulture) : fallback;
     TextEncoderThroughput.Run(Arg(1, 2), Arg(2, 256), Arg(3, 5));
+    return 0;
+}
+
+if (args.Length >= 1 && args[0] == "auto-layers")
+{
+    string At(int i, string fallback) => args.Length > i ? args[i] : fallback;
+    int Int(int i, int fallback) => int.Parse(At(i, fallback.ToString(System.Globalization.CultureInfo.InvariantCulture)), System.Globalization.CultureInfo.InvariantCulture);
+    await AutoLayers.RunAsync(At(1, "models/tiny-base"), Int(2, 27), Int(3, 8), Int(4, 10), At(5, "out/auto-layers/designs.jsonl"), Int(6, 1));
     return 0;
 }
 

@@ -37,6 +37,7 @@ public static class StableLayersCli
             ScoreCommand.Build(),
             JudgeAgreementCommand.Build(),
             PlanCommand.Build(),
+            ServeCommand.Build(),
         };
         return root;
     }

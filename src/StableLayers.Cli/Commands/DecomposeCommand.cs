@@ -1,15 +1,21 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
 using StableLayers.Core;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
+using StableLayers.Core.Layers;
+using StableLayers.Judges;
+using StableLayers.Judges.LayerCount;
+using StableLayers.Judges.Rubric;
 using StableLayers.Model;
 using StableLayers.Model.Inference;
 using StableLayers.Model.Text;
 
 namespace StableLayers.Cli.Commands;
 
-/// <summary><c>stable-layers decompose IMAGE... --layers N [--model DIR] [--lora FILE] --out DIR [--format folder,ora,psd] [--device D] [--dtype T] [--prompt P | --caption auto --caption-endpoint URL --caption-model M]</c>.</summary>
+/// <summary><c>stable-layers decompose IMAGE... --layers N|auto [--min-layers 2 --max-layers 8] [--model DIR] [--lora FILE] --out DIR [--format folder,ora,psd] [--device D] [--dtype T] [--prompt P | --caption auto --caption-endpoint URL --caption-model M]</c>.</summary>
 public static class DecomposeCommand
 {
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"];
@@ -17,7 +23,11 @@ public static class DecomposeCommand
     public static Command Build()
     {
         var inputs = new Argument<string[]>("images") { Description = "Image files, folders of images, or a folder of layered samples (each sample's composite.png is decomposed, keeping its name)", Arity = ArgumentArity.OneOrMore };
-        var layers = new Option<int?>("--layers") { Description = "Number of output layers, background included (default 4; for layered samples, each sample's own layer count)" };
+        var layers = new Option<string?>("--layers") { Description = "Number of output layers, background included (default 4; for layered samples, each sample's own layer count), or auto: chosen per image in --min-layers..--max-layers" };
+        var minLayers = new Option<int?>("--min-layers") { Description = $"Fewest layers --layers auto may choose (default {LayerCountRange.Default.Min})" };
+        var maxLayers = new Option<int?>("--max-layers") { Description = $"Most layers --layers auto may choose (default {LayerCountRange.Default.Max})" };
+        var autoMethod = new Option<string>("--auto-method") { Description = "How --layers auto chooses: judge (decompose at every count, the offline rubric judge ranks them) or count (decompose at the maximum, count the distinct layers, decompose again)", DefaultValueFactory = _ => "judge" };
+        autoMethod.AcceptOnlyFromAmong("judge", "count");
         var model = new Option<DirectoryInfo?>("--model") { Description = "Model folder (default: the shipped tiny base, models/tiny-base)" };
         var steps = new Option<int>("--steps") { Description = "Sampling steps", DefaultValueFactory = _ => 20 };
         var sampler = new Option<string>("--sampler") { Description = "euler or heun", DefaultValueFactory = _ => "euler" };
@@ -34,7 +44,7 @@ public static class DecomposeCommand
         var captions = new CaptionCliOptions();
         var cmd = new Command("decompose", "Decompose images into RGBA layers")
         {
-            inputs, layers, model, steps, sampler, cfgScale, prompt, seed, output, format, lora, batch, device, dtype,
+            inputs, layers, minLayers, maxLayers, autoMethod, model, steps, sampler, cfgScale, prompt, seed, output, format, lora, batch, device, dtype,
         };
         captions.AddTo(cmd);
         cmd.SetAction(parse =>
@@ -55,11 +65,8 @@ public static class DecomposeCommand
                 throw new BadInputException("--batch-size", $"must be at least 1, got {batchSize}");
             }
 
-            int? requested = parse.GetValue(layers);
-            if (requested is < 1 or > 16)
-            {
-                throw new BadInputException("--layers", $"must be 1..16, got {requested}");
-            }
+            var (requested, auto) = ParseLayers(parse.GetValue(layers), parse.GetValue(minLayers), parse.GetValue(maxLayers),
+                parse.GetValue(autoMethod) == "count" ? LayerCountMethod.Count : LayerCountMethod.Judge);
 
             var captionSettings = captions.Resolve(parse);
             var computeDevice = DeviceOption.Resolve(parse, device);
@@ -101,6 +108,11 @@ public static class DecomposeCommand
             var stdout = parse.InvocationConfiguration.Output;
             int failed = 0;
             var error = parse.InvocationConfiguration.Error;
+            if (auto is not null)
+            {
+                return DecomposeAuto(jobs, decomposer, options, auto, outDir, formats, modelDir, loraPath, stdout, error);
+            }
+
             for (int first = 0; first < jobs.Count; first += batchSize)
             {
                 var sw = Stopwatch.StartNew();
@@ -187,6 +199,105 @@ public static class DecomposeCommand
         string oneLine = caption.ReplaceLineEndings(" ");
         stdout.WriteLine($"{file}: caption{(captioner.CacheHits > hits ? " (cached)" : "")}: {(oneLine.Length <= 200 ? oneLine : oneLine[..200] + "...")}");
         return caption;
+    }
+
+    /// <summary>
+    /// --layers as a count (1..16) or "auto" with its range; --min-layers / --max-layers without auto are refused rather
+    /// than silently ignored.
+    /// </summary>
+    public static (int? Layers, LayerCountSettings? Auto) ParseLayers(string? layers, int? min, int? max, LayerCountMethod method)
+    {
+        if (string.Equals(layers, "auto", StringComparison.OrdinalIgnoreCase))
+        {
+            var range = new LayerCountRange(min ?? LayerCountRange.Default.Min, max ?? Math.Max(LayerCountRange.Default.Max, min ?? 0));
+            range.Validate();
+            return (null, new LayerCountSettings { Range = range, Method = method });
+        }
+
+        if (min is not null || max is not null)
+        {
+            throw new BadInputException(min is not null ? "--min-layers" : "--max-layers", "only used with --layers auto");
+        }
+
+        if (layers is null)
+        {
+            return (null, null);
+        }
+
+        if (!int.TryParse(layers, NumberStyles.Integer, CultureInfo.InvariantCulture, out int n) || n < 1 || n > 16)
+        {
+            throw new BadInputException("--layers", $"must be 1..16 or auto, got '{layers}'");
+        }
+
+        return (n, null);
+    }
+
+    /// <summary>
+    /// --layers auto: each image on its own (candidates differ in layer count, so nothing batches), the chosen
+    /// decomposition written like a fixed-count one, and beside it &lt;id&gt;.layers-auto.json with every candidate.
+    /// </summary>
+    private static int DecomposeAuto(List<(string File, string Id, int? Layers)> jobs, LayeredDecomposer decomposer, DecomposeOptions options,
+        LayerCountSettings auto, string outDir, string[] formats, string modelDir, string? loraPath, TextWriter stdout, TextWriter error)
+    {
+        var selector = new LayerCountSelector(new RubricJudge());
+        int failed = 0;
+        for (int k = 0; k < jobs.Count; k++)
+        {
+            var (file, id, _) = jobs[k];
+            try
+            {
+                var sw = Stopwatch.StartNew();
+                var image = PngCodec.Read(file);
+                var imageOptions = options with { Seed = options.Seed + k };
+                var selection = selector.SelectAsync(image, auto, (n, ct) => decomposer.Decompose(image, imageOptions with { Layers = n }, ct))
+                    .GetAwaiter().GetResult();
+                var stack = selection.Stack;
+                string dir = Path.Combine(outDir, id);
+                var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} --layers auto (model {Path.GetFileName(modelDir)}{(loraPath is null ? "" : ", LoRA " + Path.GetFileName(loraPath))}, seed {imageOptions.Seed}, {selection.Layers} layers chosen by {selection.Method.ToString().ToLowerInvariant()})", null);
+                if (formats.Contains("folder") || formats.Length == 0)
+                {
+                    LayeredFolder.Write(dir, stack, source, input: image);
+                }
+
+                if (formats.Contains("ora"))
+                {
+                    LayeredFile.Write(Path.Combine(outDir, id + ".ora"), stack);
+                }
+
+                if (formats.Contains("psd"))
+                {
+                    LayeredFile.Write(Path.Combine(outDir, id + ".psd"), stack);
+                }
+
+                Directory.CreateDirectory(outDir);
+                AtomicFile.WriteAllText(Path.Combine(outDir, id + ".layers-auto.json"), JsonSerializer.Serialize(AutoReport.Of(selection), AutoReport.JsonOptions));
+                string scores = string.Join(" ", selection.Candidates.Select(c => c.Reward is double r
+                    ? string.Create(CultureInfo.InvariantCulture, $"{c.Layers}:{r:F3}")
+                    : c.DistinctLayers is int d ? string.Create(CultureInfo.InvariantCulture, $"{c.Layers}:{d} distinct") : $"{c.Layers}:-"));
+                stdout.WriteLine($"{file}: {stack.Count} layers chosen ({scores}) in {sw.Elapsed.TotalSeconds:F1}s -> {dir}");
+            }
+            catch (BadInputException e)
+            {
+                failed++;
+                error.WriteLine($"error: {e.Message}");
+            }
+        }
+
+        return failed == 0 ? StableLayersCli.ExitOk : StableLayersCli.ExitBadInput;
+    }
+
+    /// <summary>The &lt;id&gt;.layers-auto.json file: the choice and every candidate's layer count and scores.</summary>
+    private sealed record AutoReport(string Method, int Chosen, string? Judge, IReadOnlyList<AutoReport.Candidate> Candidates)
+    {
+        public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+        public static AutoReport Of(LayerCountSelection s) => new(
+            s.Method.ToString().ToLowerInvariant(),
+            s.Layers,
+            s.Judgement?.Judge,
+            s.Candidates.Select(c => new Candidate(c.Layers, c.Reward, c.Judgement?.Phase1Reward, c.DistinctLayers, c.Judgement?.Error)).ToArray());
+
+        public sealed record Candidate(int Layers, double? Reward, double? Phase1Reward, int? DistinctLayers, string? Error);
     }
 
     /// <summary>models/tiny-base beside the executable's repository (walks up from the binary), else under the current folder.</summary>

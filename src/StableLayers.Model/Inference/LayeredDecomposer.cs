@@ -16,11 +16,11 @@ public sealed class LayeredDecomposer(LayeredModel model)
 {
     public LayeredModel Model { get; } = model;
 
-    public LayerStack Decompose(RgbaImage input, DecomposeOptions options)
+    public LayerStack Decompose(RgbaImage input, DecomposeOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(options);
-        return Decompose([input], [options])[0];
+        return Decompose([input], [options], cancellationToken)[0];
     }
 
     /// <summary>
@@ -28,8 +28,22 @@ public sealed class LayeredDecomposer(LayeredModel model)
     /// bucket and a layer count run as one batch of model calls. Each image's noise comes from its own seed, so an
     /// image decomposes the same alone or in a batch (up to floating-point summation order). Everything but
     /// <see cref="DecomposeOptions.Layers"/> and <see cref="DecomposeOptions.Seed"/> must be the same for all.
+    /// <paramref name="cancellationToken"/> is checked before every model call (a request whose client left stops
+    /// within one sampling step).
     /// </summary>
-    public IReadOnlyList<LayerStack> Decompose(IReadOnlyList<RgbaImage> inputs, IReadOnlyList<DecomposeOptions> options)
+    public IReadOnlyList<LayerStack> Decompose(IReadOnlyList<RgbaImage> inputs, IReadOnlyList<DecomposeOptions> options, CancellationToken cancellationToken = default) =>
+        Decompose(inputs, options, onStep: null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="Decompose(IReadOnlyList{RgbaImage}, IReadOnlyList{DecomposeOptions}, CancellationToken)"/>, reporting
+    /// each finished sampling step to <paramref name="onStep"/> (steps done, steps in all, over every batch), so a
+    /// served job can show its progress.
+    /// </summary>
+    public IReadOnlyList<LayerStack> Decompose(
+        IReadOnlyList<RgbaImage> inputs,
+        IReadOnlyList<DecomposeOptions> options,
+        Action<int, int>? onStep,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(options);
@@ -55,12 +69,21 @@ public sealed class LayeredDecomposer(LayeredModel model)
         var cfg = Model.Config;
         var buckets = inputs.Select(i => ResolutionBucket.For(i.Width, i.Height, cfg.Resolution, cfg.PixelsPerToken, cfg.PixelsPerToken)).ToArray();
         var results = new LayerStack[inputs.Count];
-        foreach (var group in Enumerable.Range(0, inputs.Count).GroupBy(i => (buckets[i], options[i].Layers)))
+        var groups = Enumerable.Range(0, inputs.Count).GroupBy(i => (buckets[i], options[i].Layers)).ToList();
+        int totalSteps = groups.Count * shared.Steps;
+        int done = 0;
+        void StepDone()
+        {
+            done++;
+            onStep?.Invoke(done, totalSteps);
+        }
+
+        foreach (var group in groups)
         {
             var members = group.ToArray();
             var (bucket, layers) = group.Key;
             var resized = members.Select(i => ImageResize.Resize(inputs[i], bucket.Width, bucket.Height)).ToList();
-            var stacks = Sample(resized, layers, members.Select(i => options[i].Seed).ToList(), shared);
+            var stacks = Sample(resized, layers, members.Select(i => options[i].Seed).ToList(), shared, StepDone, cancellationToken);
             for (int k = 0; k < members.Length; k++)
             {
                 var input = inputs[members[k]];
@@ -72,7 +95,7 @@ public sealed class LayeredDecomposer(LayeredModel model)
     }
 
     /// <summary>One batch: images already at one bucket size, one layer count, a seed per image.</summary>
-    private IReadOnlyList<LayerStack> Sample(IReadOnlyList<RgbaImage> images, int layers, IReadOnlyList<long> seeds, DecomposeOptions options)
+    private IReadOnlyList<LayerStack> Sample(IReadOnlyList<RgbaImage> images, int layers, IReadOnlyList<long> seeds, DecomposeOptions options, Action stepDone, CancellationToken cancellationToken)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -86,6 +109,7 @@ public sealed class LayeredDecomposer(LayeredModel model)
 
         Tensor Velocity(Tensor xt, float sigma)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             using var step = NewDisposeScope();
             var rows = rowsPerImage == 1 || images.Count == 1 ? xt : xt.repeat_interleave(rowsPerImage, 0);
             var v = conditioning.PackedVelocity(rows, sigma);
@@ -99,7 +123,7 @@ public sealed class LayeredDecomposer(LayeredModel model)
             return conditioning.Unpack(v).MoveToOuterDisposeScope();
         }
 
-        var latents = sampler.Sample(x, conditioning.Schedule(options.Steps), Velocity);
+        var latents = sampler.Sample(x, conditioning.Schedule(options.Steps), Velocity, (_, _) => stepDone());
         return conditioning.Decode(latents);
     }
 }

@@ -37,7 +37,7 @@ public sealed class HeldoutEvaluation(LayeredModel model, IReadOnlyList<SynthSam
             cancel.ThrowIfCancellationRequested();
             var sample = samples[i];
             var input = sample.Stack.FlattenOnWhite();
-            var pred = decomposer.Decompose(input, new DecomposeOptions { Layers = sample.Stack.Count, Steps = steps, Seed = i, Prompt = prompts?.PromptFor(sample.Caption) ?? string.Empty });
+            var pred = decomposer.Decompose(input, new DecomposeOptions { Layers = sample.Stack.Count, Steps = steps, Seed = i, Prompt = prompts?.PromptFor(sample.Caption) ?? string.Empty }, cancel);
             predictions.Add(pred);
             metrics.Add(DecompositionEvaluator.Evaluate(sample.Id, pred, sample.Stack, input));
             if (judge is not null)
