@@ -7,7 +7,7 @@ namespace StableLayers.Judges;
 /// </summary>
 public interface IJudge
 {
-    /// <summary>Identifies the judge and its settings in caches and reports, e.g. "rubric/v2" or "vlm/qwen2.5-vl@http://...".</summary>
+    /// <summary>Identifies the judge and its settings in caches and reports, e.g. "rubric/v3" or "vlm/qwen2.5-vl@http://...".</summary>
     string Name { get; }
 
     Task<GroupJudgement> JudgeAsync(JudgeGroup group, CancellationToken cancellationToken = default);

@@ -39,7 +39,7 @@ public class AutoLayersCliTests
         int chosen = root.GetProperty("chosen").GetInt32();
         Assert.InRange(chosen, 9, 10);
         Assert.Equal("judge", root.GetProperty("method").GetString());
-        Assert.Equal("rubric/v2", root.GetProperty("judge").GetString());
+        Assert.Equal(StableLayers.Judges.Rubric.RubricJudge.JudgeName, root.GetProperty("judge").GetString());
         var candidates = root.GetProperty("candidates").EnumerateArray().ToArray();
         Assert.Equal([9, 10], candidates.Select(c => c.GetProperty("layers").GetInt32()));
         var rewards = candidates.Select(c => c.GetProperty("reward").GetDouble()).ToArray();

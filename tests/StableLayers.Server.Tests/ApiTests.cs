@@ -48,7 +48,7 @@ public class ApiTests
 
         // The judge's five criteria, each in [0, 1], and a reward.
         var scores = result.GetProperty("scores");
-        Assert.Equal("rubric/v2", scores.GetProperty("judge").GetString());
+        Assert.Equal(StableLayers.Judges.Rubric.RubricJudge.JudgeName, scores.GetProperty("judge").GetString());
         foreach (var key in scores.GetProperty("criteria").EnumerateArray().Select(k => k.GetString()!))
         {
             double v = scores.GetProperty("phase1").GetProperty(key).GetDouble();
