@@ -351,6 +351,9 @@ public class ApiTests
         var lost = await t.GetJsonAsync($"/api/jobs/{abandoned}");
         Assert.Equal("cancelled", lost.GetProperty("status").GetString());
         Assert.Contains("no status request for 10 s", lost.GetProperty("error").GetString());
+        // Two permits: the abandoned job's runner may still be waiting on the gate when its cancellation lands, and
+        // must not be able to take the polled job's only permit.
+        engine.ReleaseOne();
         engine.ReleaseOne();
         var done = await t.PollAsync(polled, j => j.GetProperty("status").GetString() != "running");
         Assert.Equal("done", done.GetProperty("status").GetString());

@@ -147,7 +147,7 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Polls GET /api/jobs/{id} until <paramref name="until"/> holds (or 20 s pass).</summary>
     public async Task<JsonElement> PollAsync(string id, Func<JsonElement, bool> until)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(20);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
             var job = await GetJsonAsync($"/api/jobs/{id}");
