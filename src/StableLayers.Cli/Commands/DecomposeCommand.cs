@@ -158,20 +158,7 @@ public static class DecomposeCommand
                     {
                         string dir = Path.Combine(outDir, id);
                         var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} (model {Path.GetFileName(modelDir)}{(loraPath is null ? "" : ", LoRA " + Path.GetFileName(loraPath))}, seed {imageOptions.Seed})", null);
-                        if (formats.Contains("folder") || formats.Length == 0)
-                        {
-                            LayeredFolder.Write(dir, stack, source, input: image);
-                        }
-
-                        if (formats.Contains("ora"))
-                        {
-                            LayeredFile.Write(Path.Combine(outDir, id + ".ora"), stack);
-                        }
-
-                        if (formats.Contains("psd"))
-                        {
-                            LayeredFile.Write(Path.Combine(outDir, id + ".psd"), stack);
-                        }
+                        WriteOutputs(outDir, id, dir, stack, source, image, formats);
 
                         stdout.WriteLine($"{file}: {stack.Count} layers in {seconds:F1}s -> {dir}");
                     }
@@ -186,6 +173,25 @@ public static class DecomposeCommand
             return failed == 0 ? StableLayersCli.ExitOk : StableLayersCli.ExitBadInput;
         });
         return cmd;
+    }
+
+    /// <summary>Writes one decomposition in every requested format (the layered folder when none is named).</summary>
+    private static void WriteOutputs(string outDir, string id, string dir, LayerStack stack, LayerSource source, RgbaImage image, string[] formats)
+    {
+        if (formats.Contains("folder") || formats.Length == 0)
+        {
+            LayeredFolder.Write(dir, stack, source, input: image);
+        }
+
+        if (formats.Contains("ora"))
+        {
+            LayeredFile.Write(Path.Combine(outDir, id + ".ora"), stack);
+        }
+
+        if (formats.Contains("psd"))
+        {
+            LayeredFile.Write(Path.Combine(outDir, id + ".psd"), stack);
+        }
     }
 
     /// <summary>
@@ -254,20 +260,7 @@ public static class DecomposeCommand
                 var stack = selection.Stack;
                 string dir = Path.Combine(outDir, id);
                 var source = new LayerSource($"stable-layers decompose {Path.GetFileName(file)} --layers auto (model {Path.GetFileName(modelDir)}{(loraPath is null ? "" : ", LoRA " + Path.GetFileName(loraPath))}, seed {imageOptions.Seed}, {selection.Layers} layers chosen by {selection.Method.ToString().ToLowerInvariant()})", null);
-                if (formats.Contains("folder") || formats.Length == 0)
-                {
-                    LayeredFolder.Write(dir, stack, source, input: image);
-                }
-
-                if (formats.Contains("ora"))
-                {
-                    LayeredFile.Write(Path.Combine(outDir, id + ".ora"), stack);
-                }
-
-                if (formats.Contains("psd"))
-                {
-                    LayeredFile.Write(Path.Combine(outDir, id + ".psd"), stack);
-                }
+                WriteOutputs(outDir, id, dir, stack, source, image, formats);
 
                 Directory.CreateDirectory(outDir);
                 AtomicFile.WriteAllText(Path.Combine(outDir, id + ".layers-auto.json"), JsonSerializer.Serialize(AutoReport.Of(selection), AutoReport.JsonOptions));
