@@ -62,5 +62,6 @@ public sealed record JudgeSettings
     };
 
     /// <summary>The configured endpoints: <see cref="Endpoints"/>, or <see cref="Endpoint"/> alone.</summary>
+    [JsonIgnore]
     public IReadOnlyList<string> AllEndpoints => Endpoints ?? (Endpoint is null ? [] : [Endpoint]);
 }

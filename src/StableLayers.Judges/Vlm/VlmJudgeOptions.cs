@@ -17,6 +17,7 @@ public sealed record VlmJudgeOptions
     public IReadOnlyList<Uri> Endpoints { get; init; } = [];
 
     /// <summary>The endpoints in use: <see cref="Endpoints"/>, or <see cref="Endpoint"/> when that is empty.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public IReadOnlyList<Uri> PoolEndpoints => Endpoints.Count > 0 ? Endpoints : [Endpoint];
 
     /// <summary>How long a failing endpoint of a pool stays out of rotation at first; doubles with every failed probe up to <see cref="EndpointCooldownMax"/>.</summary>
