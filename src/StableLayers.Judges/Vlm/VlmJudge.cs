@@ -40,7 +40,7 @@ public sealed class VlmJudge : IJudge, IDisposable
 
     /// <summary>A judge over a caller-supplied chat client for <see cref="VlmJudgeOptions.Endpoint"/> (its retries should be off; not disposed here).</summary>
     public VlmJudge(VlmJudgeOptions options, IChatClient client, JudgementCache? cache = null)
-        : this(options, new EndpointPool([(PublicEndpoint(Checked(options).Endpoint), client)], options.MaxConcurrency, options.EndpointCooldown, options.EndpointCooldownMax, ownsClients: false), cache)
+        : this(options, new EndpointPool([(PublicEndpoint(Checked(options).Endpoint), client ?? throw new ArgumentNullException(nameof(client)))], options.MaxConcurrency, options.EndpointCooldown, options.EndpointCooldownMax, ownsClients: false), cache)
     {
     }
 
