@@ -51,25 +51,85 @@ public sealed record CandidateJudgement
     public static CandidateJudgement Failure(int index, string error) => new() { Index = index, Error = error };
 }
 
-/// <summary>Calls, cache hits, failures and tokens; summed over a group or a run.</summary>
+/// <summary>Calls, cache hits, failures and tokens; summed over a group or a run. <see cref="Endpoints"/>: per endpoint of a judge pool (null with one endpoint).</summary>
 public sealed record JudgeUsage(
     [property: JsonPropertyName("calls")] int Calls = 0,
     [property: JsonPropertyName("cache_hits")] int CacheHits = 0,
     [property: JsonPropertyName("failures")] int Failures = 0,
     [property: JsonPropertyName("retries")] int Retries = 0,
     [property: JsonPropertyName("tokens_in")] long TokensIn = 0,
-    [property: JsonPropertyName("tokens_out")] long TokensOut = 0)
+    [property: JsonPropertyName("tokens_out")] long TokensOut = 0,
+    [property: JsonPropertyName("endpoints"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<EndpointUsage>? Endpoints = null)
 {
     public static JudgeUsage None { get; } = new();
 
     public JudgeUsage Add(JudgeUsage o) => new(
-        Calls + o.Calls, CacheHits + o.CacheHits, Failures + o.Failures, Retries + o.Retries, TokensIn + o.TokensIn, TokensOut + o.TokensOut);
+        Calls + o.Calls, CacheHits + o.CacheHits, Failures + o.Failures, Retries + o.Retries, TokensIn + o.TokensIn, TokensOut + o.TokensOut,
+        EndpointUsage.Merge(Endpoints, o.Endpoints));
 
     /// <summary>Cost from per-million-token prices (null when no prices are configured).</summary>
     public double? Cost(double? pricePerMillionIn, double? pricePerMillionOut) =>
         pricePerMillionIn is null && pricePerMillionOut is null
             ? null
             : ((TokensIn * (pricePerMillionIn ?? 0)) + (TokensOut * (pricePerMillionOut ?? 0))) / 1e6;
+
+    // Value equality over the endpoint list too (a record compares lists by reference).
+    public bool Equals(JudgeUsage? other) =>
+        other is not null && (Calls, CacheHits, Failures, Retries, TokensIn, TokensOut) == (other.Calls, other.CacheHits, other.Failures, other.Retries, other.TokensIn, other.TokensOut)
+        && (Endpoints is null ? other.Endpoints is null : other.Endpoints is not null && Endpoints.SequenceEqual(other.Endpoints));
+
+    public override int GetHashCode() => HashCode.Combine(Calls, CacheHits, Failures, Retries, TokensIn, TokensOut, Endpoints?.Count);
+}
+
+/// <summary>
+/// One endpoint of a judge pool: attempts sent to it, those that failed against it (transport errors, timeouts,
+/// 408/409/429/5xx, 401/403/404), summed latency, times it was taken out of rotation, and time spent out
+/// (in a group's usage: the outages that ended during its requests; in a judge's totals: all, the current one included).
+/// </summary>
+public sealed record EndpointUsage(
+    [property: JsonPropertyName("endpoint")] string Endpoint,
+    [property: JsonPropertyName("requests")] int Requests = 0,
+    [property: JsonPropertyName("failures")] int Failures = 0,
+    [property: JsonPropertyName("latency_ms")] double LatencyMs = 0,
+    [property: JsonPropertyName("taken_out")] int TakenOut = 0,
+    [property: JsonPropertyName("out_ms")] double OutMs = 0)
+{
+    [JsonPropertyName("mean_latency_ms")]
+    public double MeanLatencyMs => Requests == 0 ? 0 : LatencyMs / Requests;
+
+    public EndpointUsage Add(EndpointUsage o) => this with
+    {
+        Requests = Requests + o.Requests,
+        Failures = Failures + o.Failures,
+        LatencyMs = LatencyMs + o.LatencyMs,
+        TakenOut = TakenOut + o.TakenOut,
+        OutMs = OutMs + o.OutMs,
+    };
+
+    /// <summary>Per-endpoint sums of two lists (matched by endpoint; order of first appearance); null when both are.</summary>
+    public static IReadOnlyList<EndpointUsage>? Merge(IReadOnlyList<EndpointUsage>? a, IReadOnlyList<EndpointUsage>? b)
+    {
+        if (a is null || b is null)
+        {
+            return a ?? b;
+        }
+
+        var merged = a.ToList();
+        foreach (var e in b)
+        {
+            int i = merged.FindIndex(x => x.Endpoint == e.Endpoint);
+            if (i < 0)
+            {
+                merged.Add(e);
+            }
+            else
+            {
+                merged[i] = merged[i].Add(e);
+            }
+        }
+
+        return merged;
+    }
 }
 
 /// <summary>

@@ -6,6 +6,7 @@ using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
 using StableLayers.Judges;
 using StableLayers.Judges.Tests;
+using StableLayers.Judges.Vlm;
 using StableLayers.TestSupport;
 
 namespace StableLayers.Cli.Tests;
@@ -175,6 +176,35 @@ public class ScoreCliTests
     }
 
     [Fact]
+    public async Task ScoreUsesAPoolOfEndpointsAndShowsEachOne()
+    {
+        await using var down = await FakeVlmServer.StartAsync();
+        await using var up = await FakeVlmServer.StartAsync();
+        down.DefaultFault = FakeFault.ServerError;
+        using var tmp = new TempDir();
+        string blanked = WriteDegraded(tmp.Path, "groups", "blanked");
+        string[] Args(string output, params string[] endpoints) =>
+            ["score", Composite("groups"), Sample("groups"), blanked, .. endpoints, "--model", "fake-vlm", "--max-retries", "2", "--out", tmp.File(output)];
+
+        foreach (var (output, endpoints) in new[]
+        {
+            ("comma.json", new[] { "--endpoint", $"{down.BaseUrl},{up.BaseUrl}" }),
+            ("repeated.json", new[] { "--endpoint", down.BaseUrl.ToString(), "--endpoint", up.BaseUrl.ToString() }),
+        })
+        {
+            var (code, stdout, err) = await RunAsync(Args(output, endpoints));
+            Assert.True(code == 0, err);
+            using var doc = JsonDocument.Parse(File.ReadAllText(tmp.File(output)));
+            Assert.All(Candidates(doc), c => Assert.Equal("scored", c.GetProperty("status").GetString()));
+            var e = doc.RootElement.GetProperty("diagnostics").GetProperty("usage").GetProperty("endpoints").EnumerateArray().ToArray();
+            Assert.Equal([VlmJudge.PublicEndpoint(down.BaseUrl), VlmJudge.PublicEndpoint(up.BaseUrl)], e.Select(x => x.GetProperty("endpoint").GetString()));
+            Assert.True(e[0].GetProperty("failures").GetInt32() >= 1);
+            Assert.Equal(0, e[1].GetProperty("failures").GetInt32());
+            Assert.Contains($"endpoint {VlmJudge.PublicEndpoint(up.BaseUrl)}: 3 requests, 0 failed", stdout, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task FailedVlmJudgementsAreMarkedNotScored()
     {
         await using var server = await FakeVlmServer.StartAsync();
@@ -255,6 +285,8 @@ public class ScoreCliTests
     [InlineData("--judge", "vlm")]
     [InlineData("--judge", "vlm", "--endpoint", "ftp://x/v1", "--model", "m")]
     [InlineData("--api-key-env", "sk-abc/123")]
+    [InlineData("--endpoint", "http://a:1/v1,http://a:1/v1", "--model", "m")]
+    [InlineData("--endpoint", "http://a:1/v1,", "--model", "m")]
     public void BadJudgeOptionsAreBadInput(params string[] options)
     {
         using var tmp = new TempDir();

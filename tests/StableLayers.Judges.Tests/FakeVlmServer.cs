@@ -29,6 +29,9 @@ public enum FakeFault
     DuplicateLabel,
     MissingLabel,
     OutOfRange,
+
+    /// <summary>The connection is dropped before any answer (a transport error for the client).</summary>
+    CloseConnection,
 }
 
 /// <summary>What the server received in one request (decoded).</summary>
@@ -149,6 +152,9 @@ public sealed partial class FakeVlmServer : IAsyncDisposable
             await Task.Delay(ResponseDelay + (fault == FakeFault.Slow ? SlowDelay : TimeSpan.Zero), ctx.RequestAborted);
             switch (fault)
             {
+                case FakeFault.CloseConnection:
+                    ctx.Abort();
+                    return;
                 case FakeFault.TooManyRequests:
                     ctx.Response.StatusCode = 429;
                     ctx.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);

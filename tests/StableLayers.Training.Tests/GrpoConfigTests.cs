@@ -20,6 +20,18 @@ public class GrpoConfigTests
         Assert.Null(c.Problem());
     }
 
+    [Fact]
+    public void AJudgePoolIsAListOfEndpoints()
+    {
+        using var dir = new TempDir();
+        string path = Path.Combine(dir.Path, "pool.toml");
+        File.WriteAllText(path, "[judge]\nkind = \"vlm\"\nmodel = \"m\"\nendpoints = [\"http://a:8000/v1\", \"http://b:8000/v1\"]\nendpoint_cooldown_s = 2\n");
+        var c = GrpoConfig.Load(path);
+        Assert.Equal(["http://a:8000/v1", "http://b:8000/v1"], c.Judge.Endpoints);
+        Assert.Null(c.Judge.Endpoint);
+        Assert.Equal((2.0, 300.0), (c.Judge.EndpointCooldownSeconds, c.Judge.EndpointCooldownMaxSeconds));
+    }
+
     [Theory]
     [InlineData("steps = 0", "steps must be at least 1")]
     [InlineData("[sampling]\ngroup_size = 1", "group_size")]
@@ -29,6 +41,8 @@ public class GrpoConfigTests
     [InlineData("[grpo]\nclip_rnage = 0.1", "clip_rnage")]
     [InlineData("[sampling\ngroup_size = 4", "invalid TOML")]
     [InlineData("[judge]\nkind = \"vlm\"", "needs judge.endpoint")]
+    [InlineData("[judge]\nkind = \"vlm\"\nmodel = \"m\"\nendpoint = \"http://a:8000/v1\"\nendpoints = [\"http://b:8000/v1\"]", "judge.endpoint and judge.endpoints are both set")]
+    [InlineData("[judge]\nendpoint_cooldown_s = -1", "judge.endpoint_cooldown_s")]
     [InlineData("steps = \"ten\"", "invalid config")]
     public void BadConfigsNameTheFileAndTheProblem(string toml, string expected)
     {

@@ -11,7 +11,11 @@ namespace StableLayers.Cli.Commands;
 public sealed class JudgeCliOptions
 {
     private readonly Option<string?> _judge = new("--judge") { Description = "rubric (offline, deterministic) or vlm (OpenAI-compatible chat model); default: vlm when --endpoint is given, else rubric" };
-    private readonly Option<string?> _endpoint = new("--endpoint") { Description = "VLM base URL including the version path, e.g. http://127.0.0.1:8000/v1" };
+    private readonly Option<string[]> _endpoint = new("--endpoint")
+    {
+        Description = "VLM base URL including the version path, e.g. http://127.0.0.1:8000/v1; repeat it (or separate with commas) for a pool of servers of the same model",
+        AllowMultipleArgumentsPerToken = false,
+    };
     private readonly Option<string?> _model = new("--model") { Description = "VLM model name, e.g. Qwen/Qwen2.5-VL-7B-Instruct" };
     private readonly Option<string?> _apiKeyEnv = new("--api-key-env") { Description = "Name of the environment variable holding the API key (default VLM_API_KEY; the key itself is never written anywhere)" };
     private readonly Option<bool> _calibrate = new("--calibrate") { Description = "Phase 2 within-group calibration (true|false)", DefaultValueFactory = _ => true };
@@ -40,14 +44,17 @@ public sealed class JudgeCliOptions
     public bool Requested(ParseResult parse)
     {
         ArgumentNullException.ThrowIfNull(parse);
-        return parse.GetValue(_judge) is not null || parse.GetValue(_endpoint) is not null;
+        return parse.GetValue(_judge) is not null || parse.GetValue(_endpoint) is { Length: > 0 };
     }
 
     /// <summary>The judge settings from the command line; problems are <see cref="BadInputException"/>s naming the option.</summary>
     public JudgeSettings Section(ParseResult parse)
     {
         ArgumentNullException.ThrowIfNull(parse);
-        string? endpoint = parse.GetValue(_endpoint);
+        string[]? endpoints = parse.GetValue(_endpoint) is { Length: > 0 } given
+            ? given.SelectMany(e => e.Split(',', StringSplitOptions.TrimEntries)).ToArray()
+            : null;
+        string? endpoint = endpoints?[0];
         var kind = parse.GetValue(_judge) is { } name ? SettingEnum.Parse<JudgeKind>(name, "--judge") : endpoint is null ? JudgeKind.Rubric : JudgeKind.Vlm;
         string? model = parse.GetValue(_model);
         if (kind == JudgeKind.Rubric && (endpoint is not null || model is not null))
@@ -57,14 +64,22 @@ public sealed class JudgeCliOptions
 
         if (kind == JudgeKind.Vlm)
         {
-            if (string.IsNullOrWhiteSpace(endpoint))
+            if (endpoints is null)
             {
                 throw new BadInputException("--endpoint", "--judge vlm needs an endpoint URL");
             }
 
-            if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            foreach (string e in endpoints)
             {
-                throw new BadInputException("--endpoint", "not an http(s) URL");
+                if (!Uri.TryCreate(e, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                {
+                    throw new BadInputException("--endpoint", string.IsNullOrEmpty(e) ? "an empty URL in the list" : $"'{e}' is not an http(s) URL");
+                }
+            }
+
+            if (endpoints.Distinct(StringComparer.Ordinal).Count() != endpoints.Length)
+            {
+                throw new BadInputException("--endpoint", "an endpoint is given twice");
             }
 
             if (string.IsNullOrWhiteSpace(model))
@@ -95,7 +110,8 @@ public sealed class JudgeCliOptions
         return new JudgeSettings
         {
             Kind = kind,
-            Endpoint = endpoint,
+            Endpoint = endpoints is { Length: 1 } ? endpoint : null,
+            Endpoints = endpoints is { Length: > 1 } ? endpoints : null,
             Model = model,
             ApiKeyEnv = keyEnv,
             Calibrate = parse.GetValue(_calibrate),

@@ -157,6 +157,11 @@ public static class ScoreCommand
             sw.WriteLine($"calibration: {d.CalibrationError}");
         }
 
+        foreach (var e in d.Usage.Endpoints ?? [])
+        {
+            sw.WriteLine($"endpoint {e.Endpoint}: {e.Requests} requests, {e.Failures} failed, mean {e.MeanLatencyMs:F0} ms, taken out {e.TakenOut}x");
+        }
+
         sw.WriteLine($"{"",-4}{"rank",5}{"reward",8}{"phase1",8}{"sep",7}{"alpha",7}{"bg",7}{"dist",7}{"valid",7}  candidate");
         foreach (var c in report.Candidates)
         {

@@ -31,7 +31,7 @@ public static class TrainCommand
             string baseModel = ResolveModel(cfg.Model.Base, configPath);
             string? imageDir = parse.GetValue(images)?.FullName ?? cfg.Data.ImageFolder;
             var stdout = parse.InvocationConfiguration.Output;
-            var judge = JudgeFactory.Create(cfg.Judge, Path.Combine(run, "judge-cache"));
+            var judge = JudgeFactory.Create(cfg.Judge, Path.Combine(run, "judge-cache"), stdout);
             int resolution = BaseConfig(baseModel).Resolution;
             var trainer = new GrpoTrainer(cfg, baseModel, run, judge, stdout, computeDevice)
             {

@@ -5,33 +5,44 @@ using Microsoft.Extensions.AI;
 
 namespace StableLayers.Judges.Vlm;
 
-/// <summary>The outcome of one judgement request after its retries: a value, or the last error.</summary>
-internal sealed record VlmCallResult<T>(T? Value, string? Error, long TokensIn, long TokensOut, int Attempts)
+/// <summary>The outcome of one judgement request after its retries: a value (and the endpoint that gave it), or the last error.</summary>
+internal sealed record VlmCallResult<T>(T? Value, string? Error, long TokensIn, long TokensOut, int Attempts, string? Endpoint = null)
     where T : class;
 
 /// <summary>
-/// Sends chat requests with a concurrency bound (one <see cref="SemaphoreSlim"/> per judge, held only
-/// while a request is in flight, not while backing off), a per-attempt timeout, and retries with
-/// exponential backoff and seeded jitter. Retried: HTTP 408/429/5xx (honouring Retry-After /
+/// Sends chat requests through an <see cref="EndpointPool"/> (a concurrency bound per endpoint, held only
+/// while a request is in flight, not while backing off), with a per-attempt timeout and retries with
+/// exponential backoff and seeded jitter. Retried: HTTP 408/409/429/5xx (honouring Retry-After /
 /// retry-after-ms), timeouts, transport errors and replies that fail to parse or validate. Other
-/// HTTP errors (400, 401, 404, ...) fail at once. The OpenAI SDK's own retries must be off
-/// (see <see cref="VlmJudge.CreateChatClient"/>) so the two don't multiply.
+/// HTTP errors (400, 401, 404, ...) fail at once, except that 401/403/404 from one endpoint of a pool
+/// (a misconfigured endpoint) are retried on another when one is in rotation. A retry after a failure
+/// that took its endpoint out goes at once to an endpoint still in rotation; the backoff applies when
+/// none is (or the failure was not the endpoint's). The OpenAI SDK's own retries must be off
+/// (see <see cref="VlmJudge.CreateChatClient(VlmJudgeOptions)"/>) so the two don't multiply.
 /// </summary>
 internal sealed class VlmCaller : IDisposable
 {
-    private readonly IChatClient _client;
+    private readonly EndpointPool _pool;
+    private readonly bool _ownsPool;
     private readonly VlmJudgeOptions _options;
-    private readonly SemaphoreSlim _gate;
     private readonly Random _jitter;
     private readonly Lock _jitterLock = new();
 
+    /// <summary>A caller over one client (not disposed here).</summary>
     public VlmCaller(IChatClient client, VlmJudgeOptions options)
+        : this(new EndpointPool([(VlmJudge.PublicEndpoint(options.Endpoint), client)], options.MaxConcurrency, options.EndpointCooldown, options.EndpointCooldownMax, ownsClients: false), options, ownsPool: true)
     {
-        _client = client;
+    }
+
+    public VlmCaller(EndpointPool pool, VlmJudgeOptions options, bool ownsPool)
+    {
+        _pool = pool;
+        _ownsPool = ownsPool;
         _options = options;
-        _gate = new SemaphoreSlim(options.MaxConcurrency, options.MaxConcurrency);
         _jitter = new Random(options.Seed);
     }
+
+    public EndpointPool Pool => _pool;
 
     public async Task<VlmCallResult<T>> CallAsync<T>(
         IList<ChatMessage> messages, ChatOptions chatOptions, Func<ChatResponse, T> parse, IReadOnlyList<UsageCounter> counters, CancellationToken ct)
@@ -43,7 +54,9 @@ internal sealed class VlmCaller : IDisposable
         {
             TimeSpan? retryAfter = null;
             bool retryable = true;
-            await _gate.WaitAsync(ct);
+            bool misconfigured = false;
+            var verdict = EndpointVerdict.Failed;
+            var lease = await _pool.AcquireAsync(ct);
             var sw = Stopwatch.StartNew();
             try
             {
@@ -52,7 +65,7 @@ internal sealed class VlmCaller : IDisposable
                 ChatResponse response;
                 try
                 {
-                    response = await _client.GetResponseAsync(messages, chatOptions, timeout.Token);
+                    response = await lease.Client.GetResponseAsync(messages, chatOptions, timeout.Token);
                 }
                 finally
                 {
@@ -62,6 +75,7 @@ internal sealed class VlmCaller : IDisposable
                     }
                 }
 
+                verdict = EndpointVerdict.Alive;
                 long i = response.Usage?.InputTokenCount ?? 0, o = response.Usage?.OutputTokenCount ?? 0;
                 tokensIn += i;
                 tokensOut += o;
@@ -70,33 +84,48 @@ internal sealed class VlmCaller : IDisposable
                     c.Tokens(i, o);
                 }
 
-                return new VlmCallResult<T>(parse(response), null, tokensIn, tokensOut, attempt + 1);
+                return new VlmCallResult<T>(parse(response), null, tokensIn, tokensOut, attempt + 1, lease.Endpoint);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
                 error = $"timed out after {_options.Timeout.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s";
             }
+            catch (OperationCanceledException)
+            {
+                verdict = EndpointVerdict.Unknown;
+                throw;
+            }
             catch (ClientResultException ex)
             {
                 int status = ex.Status;
                 retryable = status is 0 or 408 or 409 or 429 or >= 500;
+                // 401/403/404: this endpoint is misconfigured (key, path, model), which another endpoint may not be.
+                misconfigured = status is 401 or 403 or 404;
+                verdict = retryable || misconfigured ? EndpointVerdict.Failed : EndpointVerdict.Alive;
                 retryAfter = RetryAfter(ex);
                 error = status == 0 ? $"transport error: {ex.Message}" : $"HTTP {status.ToString(CultureInfo.InvariantCulture)}";
             }
             catch (VlmReplyException ex)
             {
+                // The server answered; what it said is the model's, not the endpoint's, fault.
+                verdict = EndpointVerdict.Alive;
                 error = $"invalid reply: {ex.Message}";
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex)
             {
                 error = $"{ex.GetType().Name}: {ex.Message}";
             }
             finally
             {
-                _gate.Release();
+                var change = _pool.Release(lease, verdict, sw.Elapsed, retryAfter);
+                foreach (var c in counters)
+                {
+                    c.Endpoint(lease.Index, sw.Elapsed, verdict, change);
+                }
             }
 
-            if (!retryable || attempt >= _options.MaxRetries)
+            bool elsewhere = verdict == EndpointVerdict.Failed && _pool.Count > 1 && _pool.AnyInRotation;
+            if (!(retryable || (misconfigured && elsewhere)) || attempt >= _options.MaxRetries)
             {
                 foreach (var c in counters)
                 {
@@ -104,7 +133,7 @@ internal sealed class VlmCaller : IDisposable
                 }
 
                 string tries = attempt == 0 ? "1 attempt" : $"{(attempt + 1).ToString(CultureInfo.InvariantCulture)} attempts";
-                return new VlmCallResult<T>(null, $"{error} ({tries})", tokensIn, tokensOut, attempt + 1);
+                return new VlmCallResult<T>(null, $"{error} ({tries})", tokensIn, tokensOut, attempt + 1, lease.Endpoint);
             }
 
             foreach (var c in counters)
@@ -112,7 +141,10 @@ internal sealed class VlmCaller : IDisposable
                 c.Retry();
             }
 
-            await Task.Delay(Delay(attempt, retryAfter), ct);
+            if (!elsewhere)
+            {
+                await Task.Delay(Delay(attempt, retryAfter), ct);
+            }
         }
     }
 
@@ -166,5 +198,11 @@ internal sealed class VlmCaller : IDisposable
         return null;
     }
 
-    public void Dispose() => _gate.Dispose();
+    public void Dispose()
+    {
+        if (_ownsPool)
+        {
+            _pool.Dispose();
+        }
+    }
 }

@@ -23,37 +23,65 @@ public sealed class VlmJudge : IJudge, IDisposable
 {
     private const string CacheFormat = "vlm-judge-cache/1";
     private readonly VlmJudgeOptions _options;
-    private readonly IChatClient _client;
-    private readonly bool _ownsClient;
     private readonly JudgementCache? _cache;
     private readonly VlmCaller _caller;
-    private readonly UsageCounter _run = new();
+    private readonly UsageCounter _run;
     private readonly string _endpoint;
+    private readonly IReadOnlyList<string>? _poolEndpoints;
 
-    /// <summary>A judge that talks to <see cref="VlmJudgeOptions.Endpoint"/> with the key from <see cref="VlmJudgeOptions.ApiKeyEnv"/>.</summary>
-    public VlmJudge(VlmJudgeOptions options, JudgementCache? cache = null)
-        : this(options, CreateChatClient(options), cache, ownsClient: true)
+    /// <summary>
+    /// A judge that talks to <see cref="VlmJudgeOptions.PoolEndpoints"/> (one endpoint or a pool) with the key from
+    /// <see cref="VlmJudgeOptions.ApiKeyEnv"/>; <paramref name="log"/> gets a line when a pool endpoint goes out of rotation or comes back.
+    /// </summary>
+    public VlmJudge(VlmJudgeOptions options, JudgementCache? cache = null, Action<string>? log = null)
+        : this(options, Pool(options, log), cache)
     {
     }
 
-    /// <summary>A judge over a caller-supplied chat client (its retries should be off).</summary>
+    /// <summary>A judge over a caller-supplied chat client for <see cref="VlmJudgeOptions.Endpoint"/> (its retries should be off; not disposed here).</summary>
     public VlmJudge(VlmJudgeOptions options, IChatClient client, JudgementCache? cache = null)
-        : this(options, client, cache, ownsClient: false)
+        : this(options, new EndpointPool([(PublicEndpoint(Checked(options).Endpoint), client ?? throw new ArgumentNullException(nameof(client)))], options.MaxConcurrency, options.EndpointCooldown, options.EndpointCooldownMax, ownsClients: false), cache)
     {
     }
 
-    private VlmJudge(VlmJudgeOptions options, IChatClient client, JudgementCache? cache, bool ownsClient)
+    private VlmJudge(VlmJudgeOptions options, EndpointPool pool, JudgementCache? cache)
+    {
+        _options = options;
+        _cache = cache;
+        _caller = new VlmCaller(pool, options, ownsPool: true);
+        // With several endpoints (one model behind all of them) the cache key names the set, not the one that answered,
+        // so a judgement cached from any endpoint is found again whichever endpoint is up.
+        _endpoint = string.Join(",", pool.Endpoints.Order(StringComparer.Ordinal));
+        _poolEndpoints = pool.Count > 1 ? pool.Endpoints : null;
+        _run = new UsageCounter(_poolEndpoints);
+        Name = $"vlm/{options.Model}@{_endpoint}/{RubricPrompt.Id}+{GridPrompt.Id}";
+    }
+
+    private static VlmJudgeOptions Checked(VlmJudgeOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(client);
         options.Validate();
-        _options = options;
-        _client = client;
-        _ownsClient = ownsClient;
-        _cache = cache;
-        _caller = new VlmCaller(client, options);
-        _endpoint = PublicEndpoint(options.Endpoint);
-        Name = $"vlm/{options.Model}@{_endpoint}/{RubricPrompt.Id}+{GridPrompt.Id}";
+        return options;
+    }
+
+    private static EndpointPool Pool(VlmJudgeOptions options, Action<string>? log)
+    {
+        Checked(options);
+        var clients = new List<(string, IChatClient)>();
+        try
+        {
+            foreach (var e in options.PoolEndpoints)
+            {
+                clients.Add((PublicEndpoint(e), CreateChatClient(options, e)));
+            }
+        }
+        catch
+        {
+            clients.ForEach(c => c.Item2.Dispose());
+            throw;
+        }
+
+        return new EndpointPool(clients, options.MaxConcurrency, options.EndpointCooldown, options.EndpointCooldownMax, ownsClients: true, log);
     }
 
     public string Name { get; }
@@ -70,7 +98,8 @@ public sealed class VlmJudge : IJudge, IDisposable
         get
         {
             JudgeUsage u = _run.Snapshot();
-            return new VlmRunTotals(u, u.Cost(_options.PricePerMillionIn, _options.PricePerMillionOut), _run.CallLatency.TotalMilliseconds, _cache?.CorruptEntries ?? 0);
+            return new VlmRunTotals(u, u.Cost(_options.PricePerMillionIn, _options.PricePerMillionOut), _run.CallLatency.TotalMilliseconds, _cache?.CorruptEntries ?? 0,
+                _poolEndpoints is null ? null : _caller.Pool.Snapshot());
         }
     }
 
@@ -83,10 +112,18 @@ public sealed class VlmJudge : IJudge, IDisposable
     public static IChatClient CreateChatClient(VlmJudgeOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        return CreateChatClient(options, options.Endpoint);
+    }
+
+    /// <summary>As <see cref="CreateChatClient(VlmJudgeOptions)"/>, for one endpoint of a pool.</summary>
+    public static IChatClient CreateChatClient(VlmJudgeOptions options, Uri endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(endpoint);
         string? key = Environment.GetEnvironmentVariable(options.ApiKeyEnv);
         var clientOptions = new OpenAIClientOptions
         {
-            Endpoint = options.Endpoint,
+            Endpoint = endpoint,
             RetryPolicy = new ClientRetryPolicy(maxRetries: 0),
             NetworkTimeout = options.Timeout + TimeSpan.FromSeconds(30),
         };
@@ -100,7 +137,7 @@ public sealed class VlmJudge : IJudge, IDisposable
         ArgumentNullException.ThrowIfNull(group);
         group.Validate();
         var sw = Stopwatch.StartNew();
-        var usage = new UsageCounter();
+        var usage = new UsageCounter(_poolEndpoints);
         UsageCounter[] counters = [usage, _run];
         byte[] inputPng = PngCodec.Encode(Downscale(group.Input, _options.MaxImagePixels));
 
@@ -341,7 +378,7 @@ public sealed class VlmJudge : IJudge, IDisposable
             Key = key,
             Kind = kind,
             Model = _options.Model,
-            Endpoint = _endpoint,
+            Endpoint = r.Endpoint ?? _endpoint,
             Prompt = template.Id,
             TokensIn = r.TokensIn,
             TokensOut = r.TokensOut,
@@ -387,12 +424,5 @@ public sealed class VlmJudge : IJudge, IDisposable
         return endpoint.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped).TrimEnd('/');
     }
 
-    public void Dispose()
-    {
-        _caller.Dispose();
-        if (_ownsClient)
-        {
-            _client.Dispose();
-        }
-    }
+    public void Dispose() => _caller.Dispose();
 }

@@ -10,12 +10,27 @@ public sealed record VlmJudgeOptions
     /// <summary>Base URL of the OpenAI-compatible API, including the version path (e.g. http://127.0.0.1:8000/v1).</summary>
     public Uri Endpoint { get; init; } = new("http://127.0.0.1:8000/v1");
 
+    /// <summary>
+    /// A pool of endpoints serving the same <see cref="Model"/> (see <see cref="EndpointPool"/>); when empty, the pool is
+    /// <see cref="Endpoint"/> alone. Requests go to the in-rotation endpoint with the fewest outstanding.
+    /// </summary>
+    public IReadOnlyList<Uri> Endpoints { get; init; } = [];
+
+    /// <summary>The endpoints in use: <see cref="Endpoints"/>, or <see cref="Endpoint"/> when that is empty.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<Uri> PoolEndpoints => Endpoints.Count > 0 ? Endpoints : [Endpoint];
+
+    /// <summary>How long a failing endpoint of a pool stays out of rotation at first; doubles with every failed probe up to <see cref="EndpointCooldownMax"/>.</summary>
+    public TimeSpan EndpointCooldown { get; init; } = TimeSpan.FromSeconds(5);
+
+    public TimeSpan EndpointCooldownMax { get; init; } = TimeSpan.FromMinutes(5);
+
     public string Model { get; init; } = "Qwen/Qwen2.5-VL-7B-Instruct";
 
     /// <summary>Environment variable holding the API key; when it is unset or empty a placeholder key is sent (local servers ignore it).</summary>
     public string ApiKeyEnv { get; init; } = "VLM_API_KEY";
 
-    /// <summary>Requests in flight at once, shared by every group this judge instance scores.</summary>
+    /// <summary>Requests in flight at once per endpoint (a pool of n endpoints has up to n times this in flight), shared by every group this judge instance scores.</summary>
     public int MaxConcurrency { get; init; } = 8;
 
     /// <summary>Per-request (per-attempt) timeout.</summary>
@@ -87,9 +102,19 @@ public sealed record VlmJudgeOptions
             throw new ArgumentException("VLM judge: a model name is required");
         }
 
-        if (!Endpoint.IsAbsoluteUri)
+        if (PoolEndpoints.FirstOrDefault(e => e is null || !e.IsAbsoluteUri) is { } bad)
         {
-            throw new ArgumentException($"VLM judge: endpoint must be an absolute URL, got '{Endpoint}'");
+            throw new ArgumentException($"VLM judge: endpoint must be an absolute URL, got '{bad}'");
+        }
+
+        if (PoolEndpoints.Select(VlmJudge.PublicEndpoint).Distinct().Count() != PoolEndpoints.Count)
+        {
+            throw new ArgumentException("VLM judge: an endpoint is listed twice");
+        }
+
+        if (EndpointCooldown <= TimeSpan.Zero || EndpointCooldownMax < EndpointCooldown)
+        {
+            throw new ArgumentException("VLM judge: EndpointCooldown must be positive and EndpointCooldownMax at least EndpointCooldown");
         }
 
         if (MaxConcurrency < 1 || MaxRetries < 0 || MaxImagesPerRequest < 2 || GridCellSize < 16 || MaxGridRows < 2 || MaxImagePixels < 64 * 64)

@@ -28,6 +28,9 @@ public sealed record StepLog
     [JsonPropertyName("ties_before")] public int TiesBefore { get; init; }
     [JsonPropertyName("ties_after")] public int TiesAfter { get; init; }
     [JsonPropertyName("judge_failures")] public int JudgeFailures { get; init; }
+
+    /// <summary>Per endpoint of a judge pool, this step's requests, failures, latency and outages (absent with one endpoint).</summary>
+    [JsonPropertyName("judge_endpoints"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public IReadOnlyList<EndpointUsage>? JudgeEndpoints { get; init; }
     [JsonPropertyName("dropped_groups")] public int DroppedGroups { get; init; }
     [JsonPropertyName("layers")] public IReadOnlyList<int> Layers { get; init; } = [];
     [JsonPropertyName("loss")] public double Loss { get; init; }

@@ -627,6 +627,7 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
             TiesBefore = judged.Sum(j => j.Diagnostics.TiesBefore),
             TiesAfter = judged.Sum(j => j.Diagnostics.TiesAfter),
             JudgeFailures = judged.Sum(j => j.Diagnostics.Failures),
+            JudgeEndpoints = judged.Aggregate(JudgeUsage.None, (u, j) => u.Add(j.Diagnostics.Usage)).Endpoints,
             DroppedGroups = advantages.DroppedGroups,
             Layers = groups.Select(g => g.Layers).ToArray(),
             Loss = update.Loss,
