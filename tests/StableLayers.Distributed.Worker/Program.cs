@@ -136,9 +136,9 @@ static int Collectives(string outDir)
     result["broadcastLast"] = System.Text.Encoding.UTF8.GetString(comm.Broadcast(System.Text.Encoding.UTF8.GetBytes($"data of rank {r}"), last));
     result["broadcastEmpty"] = comm.Broadcast(r == 0 ? [] : null).Length;
 
-    // All-gather of different lengths (rank r sends 3r bytes of value r + 1; rank 0 sends none), then the same
+    // All-gather of different lengths (rank r sends 3r + 2 bytes of value r + 1, rank 1 none), then the same
     // through the per-rank broadcast path used above MaxAllGathervBytes.
-    byte[] mine = Enumerable.Repeat((byte)(r + 1), 3 * r).ToArray();
+    byte[] mine = Enumerable.Repeat((byte)(r + 1), r == 1 ? 0 : (3 * r) + 2).ToArray();
     result["gathered"] = comm.AllGather(mine).Select(b => b.Select(x => (int)x).ToArray()).ToArray();
     MpiCommunicator.MaxAllGathervBytes = 1;
     result["gatheredByBroadcast"] = comm.AllGather(mine).Select(b => b.Select(x => (int)x).ToArray()).ToArray();
