@@ -14,12 +14,12 @@ public sealed class MpiCollectiveTests
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
 
     [Theory]
-    [InlineData(2)]
-    [InlineData(3)]
-    public void Every_collective_gives_the_exact_values_on_every_rank(int n)
+    [InlineData(2, "mpi")]
+    [InlineData(3, "auto")]
+    public void Every_collective_gives_the_exact_values_on_every_rank(int n, string backend)
     {
         using var dir = new TempDir();
-        var run = MpiRun.Start(n, Timeout, "collectives", dir.Path);
+        var run = MpiRun.Start(n, Timeout, "collectives", dir.Path, backend);
         Assert.True(run.ExitCode == 0, $"mpirun exited {run.ExitCode}\nstdout:\n{run.Stdout}\nstderr:\n{run.Stderr}");
 
         var ranks = Enumerable.Range(0, n).ToList();
@@ -83,12 +83,16 @@ public sealed class MpiCollectiveTests
     }
 
     [Fact]
-    public void Nccl_without_the_library_is_one_clear_line_on_every_rank()
+    public void Nccl_without_the_library_is_one_clear_line_on_every_rank_and_auto_falls_back_to_mpi()
     {
         var run = MpiRun.Start(2, Timeout, "nccl");
-        Assert.NotEqual(0, run.ExitCode);
-        Assert.Contains("distributed.backend: libnccl.so.2 not found: install NCCL 2", run.Stderr, StringComparison.Ordinal);
+        Assert.True(run.ExitCode == 2, $"mpirun exited {run.ExitCode}\nstdout:\n{run.Stdout}\nstderr:\n{run.Stderr}");
+        var lines = run.Stderr.Split('\n');
+        Assert.Equal(2, lines.Count(l => l.StartsWith("distributed.backend: libnccl.so.2 not found: install NCCL 2", StringComparison.Ordinal)));
         Assert.DoesNotContain("NCCL communicator created", run.Stdout, StringComparison.Ordinal);
+        Assert.Single(lines, l => l.StartsWith("note: libnccl.so.2 not found", StringComparison.Ordinal) && l.EndsWith("all-reduce runs on MPI through host memory", StringComparison.Ordinal));
+        Assert.Contains("rank 0: auto on cuda chose Mpi", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains("rank 1: auto on cuda chose Mpi", run.Stdout, StringComparison.Ordinal);
     }
 
     private static double[] Doubles(JsonElement root, string name) => root.GetProperty(name).EnumerateArray().Select(e => e.GetDouble()).ToArray();

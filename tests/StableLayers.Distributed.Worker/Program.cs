@@ -4,20 +4,21 @@ using StableLayers.Distributed;
 using TorchSharp;
 
 // One rank of an MPI test (tests/StableLayers.Distributed.Tests/MpiCollectiveTests.cs starts it under mpirun):
-//   collectives OUTDIR   runs every collective on rank-dependent inputs and writes what it got to OUTDIR/rank{R}.json;
+//   collectives OUTDIR BACKEND   (mpi or auto) runs every collective on rank-dependent inputs and writes what it got to OUTDIR/rank{R}.json;
 //                        the test holds the expected values
 //   abort                the last rank aborts while the others wait in a barrier
-//   nccl                 asks for the NCCL backend (no NCCL here: prints the BadInputException and exits 2)
+//   nccl                 asks for the NCCL backend (no NCCL here: prints the BadInputException), then for auto on
+//                        CUDA (falls back to MPI with a note), and exits 2
 if (args.Length < 1)
 {
-    Console.Error.WriteLine("usage: StableLayers.Distributed.Worker collectives OUTDIR | abort | nccl");
+    Console.Error.WriteLine("usage: StableLayers.Distributed.Worker collectives OUTDIR mpi|auto | abort | nccl");
     return 64;
 }
 
 switch (args[0])
 {
     case "collectives":
-        return Collectives(args[1]);
+        return Collectives(args[1], Enum.Parse<DistributedBackend>(args[2], ignoreCase: true));
     case "abort":
         {
             using var comm = Communicators.Create(DistributedBackend.Mpi, cuda: false);
@@ -33,15 +34,22 @@ switch (args[0])
         }
 
     case "nccl":
-        try
         {
-            using var comm = Communicators.Create(DistributedBackend.Nccl, cuda: true);
-            Console.WriteLine($"rank {comm.Rank}: NCCL communicator created");
-            return 0;
-        }
-        catch (BadInputException e)
-        {
-            Console.Error.WriteLine(e.Message);
+            // The nccl backend without libnccl.so.2 fails before MPI starts; auto on CUDA then falls back to MPI.
+            try
+            {
+                using var nccl = Communicators.Create(DistributedBackend.Nccl, cuda: true);
+                Console.WriteLine($"rank {nccl.Rank}: NCCL communicator created");
+                return 0;
+            }
+            catch (BadInputException e)
+            {
+                Console.Error.WriteLine(e.Message);
+            }
+
+            using var comm = Communicators.Create(DistributedBackend.Auto, cuda: true);
+            comm.Barrier();
+            Console.WriteLine($"rank {comm.Rank}: auto on cuda chose {comm.Backend}");
             return 2;
         }
 
@@ -50,11 +58,11 @@ switch (args[0])
         return 64;
 }
 
-static int Collectives(string outDir)
+static int Collectives(string outDir, DistributedBackend backend)
 {
     // Loads libtorch (the other scenarios stay without it, which keeps their launches short).
     torch.set_num_threads(1);
-    using var comm = Communicators.Create(DistributedBackend.Mpi, cuda: false);
+    using var comm = Communicators.Create(backend, cuda: false);
     int r = comm.Rank;
     var result = new Dictionary<string, object>
     {
