@@ -16,7 +16,15 @@ using StableLayers.Benchmarks;
 // ... -- tiny-diagnosis [MODEL] [COUNT] [STEPS]   where a tiny base's held-out synth error comes from: resize floor, VAE floor, one-step x0 at each noise level, full sampling (STEPS 0: without it)
 // ... -- text-encoder [LAYERS] [TOKENS] [REPEATS]   Qwen2.5-VL text encoder at full width with LAYERS layers (default 2) on the CPU: tokens/s and GFLOP/s vs a float32 matmul (one prompt of TOKENS, default 256)
 // ... -- auto-layers [MODEL] [COUNT] [STEPS] [MAXN] [OUT.jsonl] [THREADS]   --layers auto on held-out synth designs with 2..MAXN layers (bench/experiments/auto_layers.sh)
+// mpirun -np N ... StableLayers.Benchmarks.dll allreduce [TINY_CALLS] [FULL_CALLS]   gradient all-reduce time per step for the tiny and the full-size LoRA r16 (AllReduceTiming.cs: the exact command)
 // ... -- plan-validate [small] [full[:PIXELS][:ckpt]] [ckpt]   memory planner's prediction vs measured peak memory (child process per case)
+if (args.Length >= 1 && args[0] == "allreduce")
+{
+    // Under mpirun: the exact command is in AllReduceTiming's header.
+    int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+    return AllReduceTiming.Run(Arg(1, 50), Arg(2, 7));
+}
+
 if (args.Length >= 1 && args[0] == "tiny-diagnosis")
 {
     int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i], System.Globalization.CultureInfo.InvariantCulture) : fallback;
