@@ -98,7 +98,7 @@ public sealed class GrpoTrainer
         };
 
         using var adapters = start.Checkpoint is { } checkpoint
-            ? checkpoint.LoadAdapters(model.Transformer, run)
+            ? checkpoint.LoadAdapters(model.Transformer, lead ? run : null)
             : LoraAdapters.Inject(model.Transformer, loraConfig, config.Seed);
         using var optimizer = optim.AdamW(adapters.TrainableParameters(), config.Optim.LearningRate, config.Optim.Beta1, config.Optim.Beta2,
             config.Optim.Eps, config.Optim.WeightDecay);
@@ -107,7 +107,7 @@ public sealed class GrpoTrainer
         var state = new GrpoRunState { WorldSize = world };
         if (start.Checkpoint is { } resumed)
         {
-            state = resumed.LoadOptimizer(optimizer, run);
+            state = resumed.LoadOptimizer(optimizer, lead ? run : null);
             Info($"resuming at step {state.Step}");
         }
 
