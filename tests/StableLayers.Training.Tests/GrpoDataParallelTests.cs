@@ -30,14 +30,13 @@ public sealed class GrpoDataParallelTests : IDisposable
 
     private readonly TempDir dir = new();
     private readonly string modelDir;
+    private readonly ITestOutputHelper output;
 
     public GrpoDataParallelTests(ITestOutputHelper output)
     {
         this.output = output;
         modelDir = TinyRandomModel.Write(Path.Combine(dir.Path, "model"));
     }
-
-    private readonly ITestOutputHelper output;
 
     private static GrpoConfig Config(int steps = 3, int minibatches = 1, bool globalStd = false, int imagesPerStep = 4) => new()
     {

@@ -25,9 +25,6 @@ internal sealed class ThreadedCommunicator : ICommunicator
 
     public DistributedBackend Backend => DistributedBackend.Mpi;
 
-    /// <summary>Collectives this rank has called, by name (for tests that count them).</summary>
-    public List<string> Calls { get; } = [];
-
     /// <summary>
     /// Runs <paramref name="body"/> as ranks 0..<paramref name="world"/>-1, each on its own thread with its own
     /// communicator, and returns each rank's result or exception.
@@ -163,7 +160,6 @@ internal sealed class ThreadedCommunicator : ICommunicator
     private TItem[] Exchange<TItem>(string name, TItem item)
         where TItem : class
     {
-        Calls.Add(name);
         shared.Slots[Rank] = (name, item);
         shared.Wait();
         var slots = shared.Slots.ToArray();
