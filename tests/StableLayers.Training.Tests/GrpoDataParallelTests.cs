@@ -100,7 +100,9 @@ public sealed class GrpoDataParallelTests : IDisposable
         double worst = 0;
         for (int i = 0; i < a.Count; i++)
         {
-            worst = Math.Max(worst, CompareLine(a[i], b[i], $"step {i}"));
+            double step = CompareLine(a[i], b[i], $"step {i}");
+            output.WriteLine($"step {i}: largest relative difference of a logged value {step:E3}");
+            worst = Math.Max(worst, step);
         }
 
         output.WriteLine($"largest relative difference of a logged value: {worst:E3}");
