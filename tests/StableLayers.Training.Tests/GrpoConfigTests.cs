@@ -17,6 +17,7 @@ public class GrpoConfigTests
         Assert.Equal(3e-4, c.Optim.LearningRate);
         Assert.Equal(StableLayers.Judges.JudgeKind.Rubric, c.Judge.Kind);
         Assert.Equal("models/tiny-base", c.Model.Base);
+        Assert.Equal(StableLayers.Distributed.DistributedBackend.Auto, c.Distributed.Backend);
         Assert.Null(c.Problem());
     }
 
@@ -38,6 +39,7 @@ public class GrpoConfigTests
     [InlineData("[grpo]\nratio_mode = \"mean\"", "grpo.ratio_mode 'mean' is not one of none, guard-mean, sum-rescale")]
     [InlineData("[sampling]\nsde_kind = \"ode\"", "sampling.sde_kind 'ode' is not one of sde, cps")]
     [InlineData("[judge]\nkind = \"gpt\"", "judge.kind 'gpt' is not one of rubric, vlm")]
+    [InlineData("[distributed]\nbackend = \"gloo\"", "distributed.backend 'gloo' is not one of auto, none, mpi, nccl")]
     [InlineData("[grpo]\nclip_rnage = 0.1", "clip_rnage")]
     [InlineData("[sampling\ngroup_size = 4", "invalid TOML")]
     [InlineData("[judge]\nkind = \"vlm\"", "needs judge.endpoint")]

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using StableLayers.Core;
+using StableLayers.Distributed;
 using StableLayers.Judges;
 using StableLayers.Model;
 using StableLayers.Training.Grpo;
@@ -8,7 +9,10 @@ using StableLayers.Training.Reporting;
 
 namespace StableLayers.Cli.Commands;
 
-/// <summary><c>stable-layers train --config FILE --run-dir DIR [--resume] [--steps N] [--images DIR] [--device D]</c>: Flow-GRPO on LoRA adapters.</summary>
+/// <summary>
+/// <c>stable-layers train --config FILE --run-dir DIR [--resume] [--steps N] [--images DIR] [--device D] [--distributed B]</c>:
+/// Flow-GRPO on LoRA adapters, on one process or as one rank of a data-parallel run (<c>mpirun -np N stable-layers train ...</c>).
+/// </summary>
 public static class TrainCommand
 {
     public static Command Build()
@@ -19,7 +23,8 @@ public static class TrainCommand
         var steps = new Option<int?>("--steps") { Description = "Stop once this many optimizer steps are done in total (checkpointed; continue with --resume)" };
         var images = new Option<DirectoryInfo?>("--images") { Description = "Train on this folder of unlabeled images instead of the config's data.source" };
         var device = DeviceOption.Create();
-        var cmd = new Command("train", "Fine-tune the decomposition model with Flow-GRPO (LoRA) scored by the judge") { config, runDir, resume, steps, images, device };
+        var distributed = new Option<string?>("--distributed") { Description = $"Data-parallel backend, overriding the config's distributed.backend: {SettingEnum.Choices<DistributedBackend>()}" };
+        var cmd = new Command("train", "Fine-tune the decomposition model with Flow-GRPO (LoRA) scored by the judge") { config, runDir, resume, steps, images, device, distributed };
         cmd.SetAction(async (parse, cancel) =>
         {
             StableLayersCli.ApplyGlobalOptions(parse);
@@ -31,16 +36,29 @@ public static class TrainCommand
             string baseModel = ResolveModel(cfg.Model.Base, configPath);
             string? imageDir = parse.GetValue(images)?.FullName ?? cfg.Data.ImageFolder;
             var stdout = parse.InvocationConfiguration.Output;
-            var judge = JudgeFactory.Create(cfg.Judge, Path.Combine(run, "judge-cache"), stdout);
+            string? backendName = parse.GetValue(distributed);
+            var backend = backendName is null ? cfg.Distributed.Backend : SettingEnum.Parse<DistributedBackend>(backendName, "--distributed");
+            using var communicator = Communicators.Create(backend, computeDevice.IsCuda);
+            computeDevice = RankDevice(computeDevice, communicator);
+            bool lead = communicator.Rank == 0;
+
+            // Only rank 0 writes the run folder, the judge cache included: other ranks judge uncached.
+            var judge = JudgeFactory.Create(cfg.Judge, lead ? Path.Combine(run, "judge-cache") : null, stdout);
             int resolution = BaseConfig(baseModel).Resolution;
             var trainer = new GrpoTrainer(cfg, baseModel, run, judge, stdout, computeDevice)
             {
                 Images = imageDir is null ? null : TrainingImages.Folder(imageDir, resolution, cfg.Seed),
-                Progress = new SyncProgress<StepLog>(s => stdout.WriteLine(Line(s, cfg.Steps))),
+                Progress = lead ? new SyncProgress<StepLog>(s => stdout.WriteLine(Line(s, cfg.Steps))) : null,
+                Communicator = communicator,
             };
             try
             {
                 var state = await trainer.RunAsync(parse.GetValue(resume), parse.GetValue(steps), cancel);
+                if (!lead)
+                {
+                    return cancel.IsCancellationRequested ? StableLayersCli.ExitCancelled : StableLayersCli.ExitOk;
+                }
+
                 stdout.WriteLine($"report: {RunReport.Write(run)}");
                 stdout.WriteLine(state.Step >= cfg.Steps
                     ? $"training done: {state.Step} steps in {state.Seconds / 60:F1} min; LoRA in {Path.Combine(run, GrpoRunFolder.LoraFile)}"
@@ -53,6 +71,22 @@ public static class TrainCommand
             }
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// With several ranks on CUDA each rank trains on its machine's GPU number local-rank (the device NCCL joins), so
+    /// <c>--device cuda</c> on every rank of <c>mpirun -np N</c> spreads them over the N GPUs; a machine with fewer GPUs
+    /// than ranks is the usual one-line device error. One process keeps the device it was given.
+    /// </summary>
+    private static ComputeDevice RankDevice(ComputeDevice device, ICommunicator communicator)
+    {
+        if (!device.IsCuda || communicator.WorldSize == 1)
+        {
+            return device;
+        }
+
+        int local = LaunchInfo.Current.LocalRank ?? 0;
+        return ComputeDevice.Parse($"cuda:{local.ToString(CultureInfo.InvariantCulture)}", $"--device (rank {communicator.Rank}, local rank {local})");
     }
 
     /// <summary>The base model's config, from either folder layout (ours, or the released diffusers pipeline's).</summary>

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using StableLayers.Core;
+using StableLayers.Distributed;
 using StableLayers.Judges;
 using StableLayers.Model;
 using StableLayers.Model.Schedulers;
@@ -34,6 +35,7 @@ public sealed record GrpoConfig
     [JsonPropertyName("grpo")] public GrpoSection Grpo { get; init; } = new();
     [JsonPropertyName("judge")] public JudgeSettings Judge { get; init; } = new();
     [JsonPropertyName("run")] public RunSection Run { get; init; } = new();
+    [JsonPropertyName("distributed")] public DistributedSection Distributed { get; init; } = new();
 
     public sealed record ModelSection
     {
@@ -133,6 +135,18 @@ public sealed record GrpoConfig
         [JsonPropertyName("checkpoint_every")] public int CheckpointEvery { get; init; } = 5;
         [JsonPropertyName("eval_every")] public int EvalEvery { get; init; } = 20;
         [JsonPropertyName("grid_every")] public int GridEvery { get; init; } = 10;
+    }
+
+    public sealed record DistributedSection
+    {
+        /// <summary>
+        /// Which engine reduces gradients across data-parallel ranks: auto (MPI when launched by mpirun, NCCL for CUDA
+        /// tensors, else one process), none, mpi or nccl; `train --distributed` overrides it. Every rank sets
+        /// <c>threads</c> torch threads: on a CPU box run one rank per core with threads = 1.
+        /// </summary>
+        [JsonPropertyName("backend")]
+        [JsonConverter(typeof(SettingEnumConverter<DistributedBackend>))]
+        public DistributedBackend Backend { get; init; } = DistributedBackend.Auto;
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new()

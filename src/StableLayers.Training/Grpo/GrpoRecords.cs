@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using StableLayers.Distributed;
 using StableLayers.Judges;
 
 namespace StableLayers.Training.Grpo;
@@ -12,6 +13,9 @@ public sealed record GrpoRunState
     [JsonPropertyName("seconds")] public double Seconds { get; init; }
     [JsonPropertyName("skipped_images")] public int SkippedImages { get; init; }
     [JsonPropertyName("judge_usage")] public JudgeUsage JudgeUsage { get; init; } = JudgeUsage.None;
+
+    /// <summary>Data-parallel ranks that wrote it (checkpoints from before data parallelism were one process).</summary>
+    [JsonPropertyName("world_size")] public int WorldSize { get; init; } = 1;
 }
 
 /// <summary>One line of metrics.jsonl: what a step did and cost (NaN where a value is undefined, e.g. a skipped update).</summary>
@@ -122,3 +126,25 @@ public sealed record UpdateSettings(RatioMode Mode, double RescaleExponent, doub
         return new(g.RatioMode, g.RescaleExponent, g.ClipRange, g.KlBeta, g.StepWeight, config.Optim.GradClip);
     }
 }
+
+/// <summary>
+/// How a step's groups are spread over the data-parallel ranks: the groups on all ranks (in image order), this rank's
+/// groups' positions among them, and the stored timesteps each position trains (0 for a flat or dropped group).
+/// </summary>
+public sealed record StepShards(ICommunicator Communicator, int GroupCount, IReadOnlyList<int> Positions, IReadOnlyList<int> TrainedTerms)
+{
+    /// <summary>One process: every group is local.</summary>
+    public static StepShards Local(IReadOnlyList<GroupRollout> groups, IReadOnlyList<IReadOnlyList<double?>> advantages)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        ArgumentNullException.ThrowIfNull(advantages);
+        return new(SingleProcess.Instance, groups.Count, [.. Enumerable.Range(0, groups.Count)],
+            [.. Enumerable.Range(0, groups.Count).Select(g => GrpoStep.TrainedTerms(advantages[g], groups[g].Transitions.Count))]);
+    }
+}
+
+/// <summary>
+/// One mini-batch as seen from this rank: the stored timesteps it trains on all ranks (the loss's <c>terms</c>) and the
+/// positions of this rank's groups in it (for ordering the ranks' logged values as one process would).
+/// </summary>
+public sealed record MinibatchShard(ICommunicator Communicator, int Terms, IReadOnlyList<int> Positions);

@@ -4,6 +4,7 @@ using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
 using StableLayers.Model.Lora;
 using StableLayers.Training.Checkpoints;
+using TorchSharp;
 using TorchSharp.Modules;
 
 namespace StableLayers.Training.Grpo;
@@ -58,10 +59,28 @@ public sealed class GrpoRunFolder(string dir)
     /// <summary>Reads the run state and loads the optimizer state saved with it.</summary>
     public GrpoRunState LoadCheckpoint(AdamW optimizer)
     {
-        var state = CheckpointFolder.ReadJson<GrpoRunState>(System.IO.Path.Combine(CheckpointDir, StateFile));
+        var state = ReadState();
         CheckpointFolder.LoadOptimizer(System.IO.Path.Combine(CheckpointDir, OptimizerFile), optimizer);
         return state;
     }
+
+    /// <summary>
+    /// The checkpoint's run state and, with <paramref name="withFiles"/>, the bytes of its LoRA and optimizer files (for
+    /// ranks that don't have the run folder).
+    /// </summary>
+    public ResumePoint ReadCheckpoint(bool withFiles)
+    {
+        var state = ReadState();
+        if (!withFiles)
+        {
+            return new ResumePoint(state, null, null);
+        }
+
+        string optimizer = System.IO.Path.Combine(CheckpointDir, OptimizerFile);
+        return new ResumePoint(state, InputFile.ReadAllBytes(CheckpointLora), File.Exists(optimizer) ? InputFile.ReadAllBytes(optimizer) : []);
+    }
+
+    private GrpoRunState ReadState() => CheckpointFolder.ReadJson<GrpoRunState>(System.IO.Path.Combine(CheckpointDir, StateFile));
 
     public void SaveCheckpoint(LoraAdapters adapters, AdamW optimizer, GrpoRunState state)
     {
@@ -134,5 +153,51 @@ public sealed class GrpoRunFolder(string dir)
             }
         }).ToList();
         AtomicFile.WriteAllText(path, kept.Count == 0 ? string.Empty : string.Join("\n", kept) + "\n");
+    }
+}
+
+/// <summary>
+/// Where a resumed run starts: the run state and, for ranks other than 0, the checkpoint's LoRA and AdamW bytes
+/// (<see cref="Optimizer"/> empty: saved before the first step). Rank 0 loads from its run folder.
+/// </summary>
+public sealed record ResumePoint(GrpoRunState State, byte[]? Lora, byte[]? Optimizer)
+{
+    /// <summary>The checkpoint's adapters on <paramref name="model"/>, from <paramref name="folder"/> when given, else from <see cref="Lora"/>.</summary>
+    public LoraAdapters LoadAdapters(TorchSharp.torch.nn.Module model, GrpoRunFolder? folder)
+    {
+        if (folder is not null)
+        {
+            return LoraAdapters.Load(model, folder.CheckpointLora);
+        }
+
+        // LoraAdapters reads files: the bytes go through a private temporary file, outside any run folder.
+        string tmp = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"stable-layers-resume-{Environment.ProcessId}-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            File.WriteAllBytes(tmp, Lora ?? throw new InvalidOperationException("no LoRA bytes to resume from"));
+            return LoraAdapters.Load(model, tmp);
+        }
+        finally
+        {
+            File.Delete(tmp);
+        }
+    }
+
+    /// <summary>Loads the AdamW state (from <paramref name="folder"/> when given, else the bytes) and returns the run state.</summary>
+    public GrpoRunState LoadOptimizer(AdamW optimizer, GrpoRunFolder? folder)
+    {
+        ArgumentNullException.ThrowIfNull(optimizer);
+        if (folder is not null)
+        {
+            return folder.LoadCheckpoint(optimizer);
+        }
+
+        if (Optimizer is { Length: > 0 } bytes)
+        {
+            using var reader = new BinaryReader(new MemoryStream(bytes));
+            optimizer.load_state_dict(reader);
+        }
+
+        return State;
     }
 }

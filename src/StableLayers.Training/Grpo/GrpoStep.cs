@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using System.Text.Json.Serialization;
 using StableLayers.Core;
 using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
+using StableLayers.Distributed;
 using StableLayers.Judges;
 using StableLayers.Metrics;
 using StableLayers.Model;
@@ -25,12 +27,18 @@ namespace StableLayers.Training.Grpo;
 /// (<see cref="LogRatio(RatioMode, Tensor, SdeTransition, double)"/>, RatioNorm sum-and-rescale by default);</item>
 /// <item>assemble the loss, clipped surrogate + beta KL to the LoRA-disabled reference, in <see cref="Loss"/> and
 /// nowhere else, and backpropagate it;</item>
-/// <item>clip the gradient norm and step AdamW (<see cref="Update"/>).</item>
+/// <item>sum the gradients over data-parallel ranks, clip the gradient norm and step AdamW (<see cref="Update"/>).</item>
 /// </list>
 /// This file and SdeStep.cs are the whole algorithm; <see cref="GrpoTrainer"/> runs steps, evaluates and checkpoints.
+/// Data parallel (<paramref name="communicator"/> with W ranks): each rank samples and judges images i = rank, rank + W,
+/// ... of the step with the seeds of the global i, learns every rank's groups and judgements (so advantages and logs are
+/// those of one process), trains its own groups inside the same global mini-batches, and the ranks' gradients are summed
+/// before the one optimizer step that every rank takes identically.
 /// </summary>
-public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice device, TextWriter log)
+public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice device, TextWriter log, ICommunicator? communicator = null)
 {
+    private readonly ICommunicator communicator = communicator ?? SingleProcess.Instance;
+
     /// <summary>Runs step <paramref name="step"/>: everything random in it is a function of (seed, step, image).</summary>
     public async Task<StepOutcome> RunAsync(LayeredModel model, LoraAdapters adapters, AdamW optimizer, TrainingImages images, int step, CancellationToken cancel)
     {
@@ -39,12 +47,14 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
         var s = config.Sampling;
         var rollout = RolloutSettings.Of(s);
         var groups = new List<GroupRollout>();
+        var imageIndices = new List<int>();
         int skipped = 0;
         var sw = Stopwatch.StartNew();
         try
         {
-            // 1. Sample: per image one layer count N ~ U{min..max}, one SDE window and G candidates in one batch.
-            for (int i = 0; i < s.ImagesPerStep; i++)
+            // 1. Sample this rank's images i = rank, rank + W, ... (all of them on one process): per image one layer
+            // count N ~ U{min..max}, one SDE window and G candidates in one batch, all seeded by the step's image index i.
+            for (int i = communicator.Rank; i < s.ImagesPerStep; i += communicator.WorldSize)
             {
                 long position = ((long)step * s.ImagesPerStep) + i;
                 TrainingImage image;
@@ -63,6 +73,7 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
                 int layers = rng.Next(s.MinLayers, s.MaxLayers + 1);
                 var window = SdeWindow.Draw(s.Steps, rng, s.SdeWindow);
                 groups.Add(SampleGroup(model, image, layers, rollout, window, device.Generator(StepSeeds.ForGenerator(config.Seed, step, i))));
+                imageIndices.Add(i);
             }
 
             double sampling = sw.Elapsed.TotalSeconds;
@@ -73,19 +84,30 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
                 judge.JudgeAsync(new JudgeGroup($"step{step}/{g.Image.Id}", g.Image.Image, g.Candidates), cancel))).ConfigureAwait(false);
             double judging = sw.Elapsed.TotalSeconds;
 
-            // 3. Advantages: candidate k of group g keeps index k from sampling through judging to the update.
-            var advantages = Advantages(judged.Select(j => j.Rewards).ToList(), new AdvantageOptions(config.Grpo.GlobalStd, config.Grpo.AdvantageClip));
+            // Every rank's groups and judgements in image order, on every rank: from here the step reads as on one process.
+            var ranks = DataParallel.Gather(communicator, new RankShare(skipped, sampling, judging,
+                [.. groups.Select((g, k) => ShareOf(model, imageIndices[k], g, judged[k]))]));
+            var all = ranks.SelectMany(r => r.Groups).OrderBy(g => g.Image).ToList();
+            var positions = imageIndices.Select(i => all.FindIndex(g => g.Image == i)).ToList();
+
+            // 3. Advantages of all the step's groups (so global_std is exact); candidate k of group g keeps index k from
+            // sampling through judging to the update.
+            var advantages = Advantages([.. all.Select(g => g.Judgement.Rewards)], new AdvantageOptions(config.Grpo.GlobalStd, config.Grpo.AdvantageClip));
             sw.Restart();
 
-            // 4-6. The update. A policy that produces non-finite latents has diverged: its rewards mean nothing.
-            bool diverged = groups.Count > 0 && AnyNonFinite(groups.Select(g => g.Sampling.Final));
-            var update = diverged ? UpdateStats.Skipped : Update(groups, advantages.Advantages, adapters, optimizer, UpdateSettings.Of(config), config.Grpo.Minibatches);
+            // 4-6. The update of this rank's groups inside the step's mini-batches. A policy that produces non-finite
+            // latents on any rank has diverged: its rewards mean nothing.
+            bool diverged = all.Any(g => g.NonFinite);
+            var shards = new StepShards(communicator, all.Count, positions, [.. all.Select((g, p) => TrainedTerms(advantages.Advantages[p], g.Transitions))]);
+            var update = diverged
+                ? UpdateStats.Skipped
+                : Update(groups, [.. positions.Select(p => advantages.Advantages[p])], adapters, optimizer, UpdateSettings.Of(config), config.Grpo.Minibatches, shards);
             double updating = sw.Elapsed.TotalSeconds;
 
             return new StepOutcome(
-                StepLogOf(model, step, groups, judged, advantages, update, (sampling, judging, updating)),
-                skipped,
-                judged.Aggregate(JudgeUsage.None, (u, j) => u.Add(j.Diagnostics.Usage)),
+                StepLogOf(step, all, advantages, update, (ranks.Max(r => r.SamplingSeconds), ranks.Max(r => r.JudgingSeconds), updating)),
+                ranks.Sum(r => r.Skipped),
+                all.Aggregate(JudgeUsage.None, (u, g) => u.Add(g.Judgement.Diagnostics.Usage)),
                 [.. groups.Select(g => (g.Image.Image, g.Candidates))]);
         }
         finally
@@ -233,7 +255,8 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
     /// Splits the groups into <paramref name="minibatches"/> consecutive mini-batches with an optimizer step each
     /// (Flow-GRPO's train batches); statistics are averaged over the mini-batches that trained. The first mini-batch
     /// is exactly on-policy; later ones are off-policy by the updates before them, which is what the ratio and its
-    /// clipping are for.
+    /// clipping are for. Data parallel, the mini-batches are ranges of the groups on all ranks (<paramref name="shards"/>;
+    /// default: all groups are local) and every rank takes part in each, with or without groups of its own in it.
     /// </summary>
     public static UpdateStats Update(
         IReadOnlyList<GroupRollout> groups,
@@ -241,16 +264,21 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
         LoraAdapters adapters,
         AdamW optimizer,
         UpdateSettings settings,
-        int minibatches = 1)
+        int minibatches = 1,
+        StepShards? shards = null)
     {
         ArgumentNullException.ThrowIfNull(groups);
         ArgumentNullException.ThrowIfNull(advantages);
-        int parts = Math.Clamp(minibatches, 1, Math.Max(1, groups.Count));
+        shards ??= StepShards.Local(groups, advantages);
+        int n = shards.GroupCount;
+        int parts = Math.Clamp(minibatches, 1, Math.Max(1, n));
         var results = new List<UpdateStats>();
         for (int p = 0; p < parts; p++)
         {
-            int from = p * groups.Count / parts, to = (p + 1) * groups.Count / parts;
-            var r = UpdateMinibatch(groups.Skip(from).Take(to - from).ToList(), advantages.Skip(from).Take(to - from).ToList(), adapters, optimizer, settings);
+            int from = p * n / parts, to = (p + 1) * n / parts;
+            var local = Enumerable.Range(0, groups.Count).Where(g => shards.Positions[g] >= from && shards.Positions[g] < to).ToList();
+            var shard = new MinibatchShard(shards.Communicator, shards.TrainedTerms.Skip(from).Take(to - from).Sum(), [.. local.Select(g => shards.Positions[g])]);
+            var r = UpdateMinibatch([.. local.Select(g => groups[g])], [.. local.Select(g => advantages[g])], adapters, optimizer, settings, shard);
             results.Add(r);
             if (r.NonFinite)
             {
@@ -274,14 +302,28 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
     /// <summary>
     /// One optimizer step on <paramref name="groups"/>: for every group with a reward spread and every stored timestep,
     /// recompute mu_theta on the stored x_t (same batch, same code path as sampling), form log r and the loss, and
-    /// accumulate gradients; then clip the gradient norm and step AdamW. A non-finite loss or gradient skips the step.
+    /// accumulate gradients; then sum them over the ranks, clip the gradient norm and step AdamW. A non-finite loss or
+    /// gradient on any rank skips the step on every rank.
     /// </summary>
     public static UpdateStats UpdateMinibatch(
         IReadOnlyList<GroupRollout> groups,
         IReadOnlyList<IReadOnlyList<double?>> advantages,
         LoraAdapters adapters,
         AdamW optimizer,
-        UpdateSettings settings)
+        UpdateSettings settings) => UpdateMinibatch(groups, advantages, adapters, optimizer, settings, null);
+
+    /// <summary>
+    /// <see cref="UpdateMinibatch(IReadOnlyList{GroupRollout}, IReadOnlyList{IReadOnlyList{double?}}, LoraAdapters, AdamW, UpdateSettings)"/>
+    /// for this rank's <paramref name="groups"/> of a mini-batch spread over the ranks (<paramref name="shard"/>; null:
+    /// one process). Every rank of the run calls it for every mini-batch, also with no groups of its own.
+    /// </summary>
+    public static UpdateStats UpdateMinibatch(
+        IReadOnlyList<GroupRollout> groups,
+        IReadOnlyList<IReadOnlyList<double?>> advantages,
+        LoraAdapters adapters,
+        AdamW optimizer,
+        UpdateSettings settings,
+        MinibatchShard? shard)
     {
         ArgumentNullException.ThrowIfNull(groups);
         ArgumentNullException.ThrowIfNull(advantages);
@@ -290,11 +332,13 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
         ArgumentNullException.ThrowIfNull(settings);
 
         // Only groups with a non-zero advantage are computed (with kl_beta > 0 a flat group would only pull towards
-        // the reference; it is skipped like the rest).
+        // the reference; it is skipped like the rest). The loss is a mean over the mini-batch's stored timesteps on
+        // all ranks, so that the ranks' gradients add up to the one-process gradient.
         var trained = Enumerable.Range(0, groups.Count)
-            .Where(g => advantages[g].Any(a => a is { } v && v != 0.0))
+            .Where(g => TrainedTerms(advantages[g], groups[g].Transitions.Count) > 0)
             .ToList();
-        int terms = trained.Sum(g => groups[g].Transitions.Count);
+        int terms = shard?.Terms ?? trained.Sum(g => groups[g].Transitions.Count);
+        var communicator = shard?.Communicator ?? SingleProcess.Instance;
         optimizer.zero_grad();
         if (terms == 0)
         {
@@ -303,14 +347,16 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
 
         // Everything the step logs stays on the device until one transfer at the end: per term (loss, KL / terms,
         // surrogate statistics), the first term's log-ratios and the gradient norm. Terms are summed on the host in
-        // order, up to the first non-finite loss, exactly as when each was read on its own.
+        // order (the ranks' terms in the order of their groups), up to the first non-finite loss, exactly as when each
+        // was read on its own.
         var parameters = adapters.TrainableParameters();
         double[] host;
-        var keptCounts = new List<int>(terms);
+        var keptCounts = new List<int>();
+        var rowPositions = new List<int>();
         int rowCount, firstCount;
         using (NewDisposeScope())
         {
-            var rows = new List<Tensor>(terms);
+            var rows = new List<Tensor>();
             Tensor? firstLogR = null;
             foreach (int g in trained)
             {
@@ -343,22 +389,29 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
                     var st = loss.Stats.div(terms);
                     rows.Add(cat([loss.Total.detach().to(ScalarType.Float64).reshape(1), loss.KlPart, st.narrow(0, 1, 3), st.narrow(0, 0, 1)]).MoveToOuterDisposeScope());
                     keptCounts.Add(keep.Length);
+                    rowPositions.Add(shard is null ? g : shard.Positions[g]);
                 }
             }
 
-            // 6. Clip the gradient norm (kept on the device) before the optimizer step.
+            // 6. Sum the gradients over the ranks, then clip their norm (kept on the device) before the optimizer step.
+            DataParallel.SumGradients(communicator, parameters);
             var gradNormTensor = GradientClipping.ClipTotalNorm(parameters, settings.GradClip);
-            host = HostReads.ToArray<double>(cat([.. rows, firstLogR!, gradNormTensor.to(ScalarType.Float64).reshape(1)]));
+            host = HostReads.ToArray<double>(cat([.. rows, .. firstLogR is null ? Array.Empty<Tensor>() : [firstLogR], gradNormTensor.to(ScalarType.Float64).reshape(1)]));
             rowCount = rows.Count;
-            firstCount = (int)firstLogR!.shape[0];
+            firstCount = firstLogR is null ? 0 : (int)firstLogR.shape[0];
         }
 
+        // Every rank's rows in the order of the groups, so that every rank logs (and skips) what one process would.
+        var local = new TermRows([.. rowPositions], [.. host.Take(rowCount * 6)], [.. keptCounts], [.. host.Skip(rowCount * 6).Take(firstCount)]);
+        var all = DataParallel.Gather(communicator, local);
+        var order = all.SelectMany((r, rank) => r.Positions.Select((position, i) => (position, rank, i))).OrderBy(x => x.position).ToList();
         double lossSum = 0, kl = 0, ratioMean = 0, ratioStd = 0, logStd = 0, clip = 0;
         int samples = 0;
         bool nonFinite = false;
-        for (int i = 0; i < rowCount; i++)
+        foreach (var (_, rank, i) in order)
         {
-            double value = host[i * 6];
+            var values = all[rank].Values;
+            double value = values[i * 6];
             if (!double.IsFinite(value))
             {
                 nonFinite = true;
@@ -366,15 +419,16 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
             }
 
             lossSum += value;
-            kl += host[(i * 6) + 1];
-            ratioMean += host[(i * 6) + 2];
-            ratioStd += host[(i * 6) + 3];
-            logStd += host[(i * 6) + 4];
-            clip += host[(i * 6) + 5];
-            samples += keptCounts[i];
+            kl += values[(i * 6) + 1];
+            ratioMean += values[(i * 6) + 2];
+            ratioStd += values[(i * 6) + 3];
+            logStd += values[(i * 6) + 4];
+            clip += values[(i * 6) + 5];
+            samples += all[rank].Kept[i];
         }
 
-        var firstLogRatios = double.IsFinite(host[0]) ? host.Skip(rowCount * 6).Take(firstCount).ToList() : [];
+        var first = order[0];
+        var firstLogRatios = double.IsFinite(all[first.rank].Values[first.i * 6]) ? all[first.rank].FirstLogRatios : [];
         double gradNorm = nonFinite ? double.NaN : host[^1];
         if (nonFinite || !double.IsFinite(gradNorm))
         {
@@ -386,6 +440,20 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
         optimizer.step();
         return new UpdateStats(lossSum, ratioMean, ratioStd, logStd, clip, kl, gradNorm, terms, samples, false, firstLogRatios);
     }
+
+    /// <summary>The stored timesteps a group trains: all of them with a non-zero advantage somewhere, else none.</summary>
+    public static int TrainedTerms(IReadOnlyList<double?> advantages, int transitions)
+    {
+        ArgumentNullException.ThrowIfNull(advantages);
+        return advantages.Any(a => a is { } v && v != 0.0) ? transitions : 0;
+    }
+
+    /// <summary>One rank's logged values of a mini-batch: 6 per stored timestep (see the rows above), in its groups' order.</summary>
+    private sealed record TermRows(
+        [property: JsonPropertyName("positions")] IReadOnlyList<int> Positions,
+        [property: JsonPropertyName("values")] IReadOnlyList<double> Values,
+        [property: JsonPropertyName("kept")] IReadOnlyList<int> Kept,
+        [property: JsonPropertyName("first_log_ratios")] IReadOnlyList<double> FirstLogRatios);
 
     // ---- 4. Log-ratio ---------------------------------------------------------------------------------------
 
@@ -595,27 +663,36 @@ public sealed class GrpoStep(GrpoConfig config, IJudge judge, ComputeDevice devi
 
     // ---- Bookkeeping ----------------------------------------------------------------------------------------
 
-    /// <summary>Whether any of the tensors holds a NaN or infinity, read back in one transfer.</summary>
-    private static bool AnyNonFinite(IEnumerable<Tensor> tensors)
+    /// <summary>Whether the tensor holds a NaN or infinity, read back in one transfer.</summary>
+    private static bool AnyNonFinite(Tensor t)
     {
         using var scope = NewDisposeScope();
-        var finite = stack(tensors.Select(t => t.isfinite().all()).ToArray()).all();
-        return !HostReads.ToArray<bool>(finite)[0];
+        return !HostReads.ToArray<bool>(t.isfinite().all())[0];
     }
 
+    /// <summary>What every rank learns of one of this rank's groups.</summary>
+    private static GroupShare ShareOf(LayeredModel model, int image, GroupRollout g, GroupJudgement judged) => new(
+        image,
+        g.Layers,
+        g.Transitions.Count,
+        AnyNonFinite(g.Sampling.Final),
+        judged,
+        [.. g.Candidates.Select(c => DecompositionEvaluator.Evaluate(g.Image.Id, c, null, g.Image.Image).BadLayers)],
+        g.Transitions.Count * 3 * TransformerFlops.Forward(model.Config.Transformer, g.Conditioning.Batch, g.Conditioning.ImageTokens, g.Conditioning.TextTokens));
+
+    /// <summary>The step's log line from the groups of all ranks (in image order): the same line one process writes.</summary>
     private StepLog StepLogOf(
-        LayeredModel model,
         int step,
-        IReadOnlyList<GroupRollout> groups,
-        IReadOnlyList<GroupJudgement> judged,
+        IReadOnlyList<GroupShare> groups,
         AdvantageResult advantages,
         UpdateStats update,
         (double Sampling, double Judging, double Updating) seconds)
     {
+        var judged = groups.Select(g => g.Judgement).ToList();
         var rewards = judged.SelectMany(j => j.Rewards).Where(r => r is not null).Select(r => r!.Value).ToArray();
         var phase1 = judged.SelectMany(j => j.Candidates).Where(c => c.Phase1Reward is not null).Select(c => c.Phase1Reward!.Value).ToArray();
-        double flops = groups.Sum(g => g.Transitions.Count * 3 * TransformerFlops.Forward(model.Config.Transformer, g.Conditioning.Batch, g.Conditioning.ImageTokens, g.Conditioning.TextTokens));
-        var badLayers = groups.SelectMany(g => g.Candidates.Select(c => DecompositionEvaluator.Evaluate(g.Image.Id, c, null, g.Image.Image).BadLayers)).ToArray();
+        double flops = groups.Sum(g => g.Flops);
+        var badLayers = groups.SelectMany(g => g.BadLayers).ToArray();
         return new StepLog
         {
             Step = step,
