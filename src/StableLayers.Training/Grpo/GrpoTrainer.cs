@@ -140,7 +140,20 @@ public sealed class GrpoTrainer
 
         while (state.Step < last && !stop)
         {
-            var (stepLog, skipped, usage, groups) = await grpoStep.RunAsync(model, adapters, optimizer, images, state.Step, work).ConfigureAwait(false);
+            StepOutcome outcome;
+            try
+            {
+                outcome = await grpoStep.RunAsync(model, adapters, optimizer, images, state.Step, work).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                // One process stopped inside a step (a judge call waiting on a slow server): the step is dropped
+                // and the last finished step is checkpointed below.
+                stop = true;
+                break;
+            }
+
+            var (stepLog, skipped, usage, groups) = outcome;
             lastGroups = [.. groups];
             int inRow = stepLog.NonFinite ? state.NonFiniteInRow + 1 : 0;
             state = state with
