@@ -1,11 +1,11 @@
 using System.Text.Json;
-using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.Data.Synthesis;
 using StableLayers.Model;
 using StableLayers.Model.Inference;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
@@ -13,14 +13,6 @@ namespace StableLayers.Cli.Tests;
 public class AutoLayersCliTests
 {
     private static string TinyBase => Path.Combine(TestData.RepoRoot, "models", "tiny-base");
-
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
 
     /// <summary>A held-out 10-layer synthetic design (64 px), flattened on white.</summary>
     private static RgbaImage TenLayerDesign() =>

@@ -1,23 +1,15 @@
-using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.Judges.Tests;
 using StableLayers.Model.Tests;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 /// <summary>decompose --caption auto on a tiny random model in the released folder layout, against the in-process fake VLM.</summary>
 public sealed class CaptionCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     private static byte[] LayerBytes(string dir) => LayeredFolder.Read(dir).Images.SelectMany(i => i.Pixels).ToArray();
 
     [Fact]

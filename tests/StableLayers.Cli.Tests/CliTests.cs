@@ -2,19 +2,12 @@ using System.Text.Json;
 using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 public class CliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     private static string Samples => Path.Combine(TestData.RepoRoot, "samples", "real-psd-dev");
 
     [Fact]

@@ -43,17 +43,7 @@ public class DataParallelCliTests
 
     private static MpiRun.Result Single(string config, string run, params string[] extra)
     {
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[] { Cli, "train", "--config", config, "--run-dir", run }.Concat(extra))
-        {
-            start.ArgumentList.Add(a);
-        }
-
+        var start = DotnetProcess.StartInfo(Cli, new[] { "train", "--config", config, "--run-dir", run }.Concat(extra));
         var watch = Stopwatch.StartNew();
         using var p = Process.Start(start)!;
         var o = p.StandardOutput.ReadToEndAsync();

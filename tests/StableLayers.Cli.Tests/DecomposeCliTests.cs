@@ -1,4 +1,3 @@
-using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.Model;
@@ -7,19 +6,12 @@ using StableLayers.Model.Text;
 using StableLayers.Model.Transformer;
 using StableLayers.Model.Vae;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 public class DecomposeCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     private static string WriteRandomModel(string dir)
     {
         var config = new LayeredModelConfig

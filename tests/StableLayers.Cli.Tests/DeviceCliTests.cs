@@ -1,21 +1,13 @@
-using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 /// <summary>--device on every command that runs the model: devices this (CPU) build cannot use are one-line errors, exit 2, before anything loads.</summary>
 public class DeviceCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     private static void AssertOneLine(string err, string start)
     {
         var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);

@@ -1,18 +1,10 @@
-using StableLayers.Cli;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 public class PlanCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Fact]
     public void PlansTheReleasedModelPartByPartWithAVerdictPerCard()
     {

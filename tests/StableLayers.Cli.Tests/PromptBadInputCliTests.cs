@@ -1,23 +1,15 @@
 using System.Text.Json.Nodes;
-using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.Model.Tests;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 /// <summary>Tokenizer files whose special tokens do not match the pipeline's template, on the released layout: one line, exit 2.</summary>
 public sealed class PromptBadInputCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Fact]
     public void Unknown_and_missing_special_tokens_are_one_line_exit_2()
     {

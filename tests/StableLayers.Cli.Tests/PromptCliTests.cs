@@ -1,24 +1,16 @@
-using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.Model.Tests;
 using StableLayers.Model.Text;
 using StableLayers.TestSupport;
 using static TorchSharp.torch;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 /// <summary>decompose --prompt and encode-prompts on a tiny random model in the released folder layout.</summary>
 public sealed class PromptCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Fact]
     public void Decompose_with_a_prompt_and_encode_prompts_run_on_the_released_layout()
     {

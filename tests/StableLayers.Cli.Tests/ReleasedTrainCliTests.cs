@@ -1,24 +1,16 @@
 using System.Buffers.Binary;
 using System.Text.Json;
-using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.Model.Tests;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 /// <summary>train on a tiny random model in the released folder layout: the prompt encoded once, bf16 base weights, float32 adapters.</summary>
 public sealed class ReleasedTrainCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     private static string WriteConfig(string dir, string model, string dtype, string prompt = "a poster")
     {
         string path = Path.Combine(dir, $"released-{dtype}.toml");

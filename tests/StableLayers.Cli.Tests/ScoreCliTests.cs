@@ -8,19 +8,12 @@ using StableLayers.Judges;
 using StableLayers.Judges.Tests;
 using StableLayers.Judges.Vlm;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 public class ScoreCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     /// <summary>Off the test's thread, so the CLI's blocking wait never sits on a context the in-process server needs.</summary>
     private static Task<(int Code, string Out, string Err)> RunAsync(params string[] args) => Task.Run(() => Run(args));
 

@@ -34,18 +34,7 @@ public class StopSignalCliTests
             grid_every = 0
             checkpoint_every = 100
             """);
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "stable-layers.dll"), "train", "--config", config, "--run-dir", run })
-        {
-            start.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(start)!;
+        using var p = Process.Start(DotnetProcess.StartInfo(Path.Combine(AppContext.BaseDirectory, "stable-layers.dll"), ["train", "--config", config, "--run-dir", run]))!;
         var stdout = new System.Text.StringBuilder();
         var sawStep = new ManualResetEventSlim();
         p.OutputDataReceived += (_, e) =>

@@ -1,23 +1,15 @@
-using StableLayers.Cli;
 using StableLayers.Model.Planning;
 using StableLayers.Model.Tests;
 using StableLayers.Model.Text;
 using StableLayers.TestSupport;
 using static TorchSharp.torch;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 /// <summary>plan with the released model's text encoder: counted from a released-layout folder's config, offloaded or resident.</summary>
 public sealed class TextEncoderPlanCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     [Fact]
     public void Plans_a_released_layout_folder_with_its_encoder_offloaded_or_resident()
     {

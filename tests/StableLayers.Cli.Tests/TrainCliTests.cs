@@ -1,18 +1,10 @@
-using StableLayers.Cli;
 using StableLayers.TestSupport;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 public class TrainCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     /// <summary>The shipped base with a very small run: 2 steps of one group of 2 candidates, 2 held-out designs.</summary>
     private static string WriteConfig(string dir)
     {

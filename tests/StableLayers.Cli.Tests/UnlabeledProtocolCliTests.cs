@@ -1,5 +1,4 @@
 using System.Text.Json;
-using StableLayers.Cli;
 using StableLayers.Core.Formats;
 using StableLayers.Core.Imaging;
 using StableLayers.Core.Layers;
@@ -7,20 +6,13 @@ using StableLayers.Data.Synthesis;
 using StableLayers.Metrics.Evaluation;
 using StableLayers.TestSupport;
 using StableLayers.Training.Reporting;
+using static StableLayers.Cli.Tests.InProcessCli;
 
 namespace StableLayers.Cli.Tests;
 
 /// <summary>The unlabeled protocol's CLI pieces: eval --judge, eval --baseline (paired.json) and its section in report.html.</summary>
 public class UnlabeledProtocolCliTests
 {
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = StableLayersCli.Run(args, o, e);
-        return (code, o.ToString(), e.ToString());
-    }
-
     /// <summary>Four "photos" decomposed by a base (their true layers) and a tuned model whose top layer is blank in two of them.</summary>
     private static (string Base, string Tuned) Predictions(TempDir tmp)
     {

@@ -80,7 +80,7 @@ public static class MpiRun
                 start.ArgumentList.Add(a);
             }
 
-            start.ArgumentList.Add(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet");
+            start.ArgumentList.Add(DotnetProcess.Host);
             start.ArgumentList.Add(dll);
             var argList = args.ToList();
             foreach (var a in argList)
